@@ -1,0 +1,175 @@
+"""The event envelope, shared by the gateway, the CDC bridge and the materializer.
+
+On Kafka an envelope travels the way the ecosystem expects, so any consumer can read our
+topics without our code:
+
+- record key: the entity key (UTF-8), so one entity's events stay ordered in a partition;
+- record value: the payload alone in the Confluent wire format
+  (magic byte 0, 4-byte big-endian schema id, Avro binary or UTF-8 JSON);
+- headers: CloudEvents Kafka protocol binding, binary mode (``ce_specversion``, ``ce_id``,
+  ``ce_type``, ``ce_source``, ``ce_time``) plus extensions for the rest of the envelope.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import uuid_utils
+
+MAGIC_BYTE = 0
+_WIRE_HEADER = struct.Struct(">bI")
+
+
+class Source(StrEnum):
+    HTTP = "http"
+    CDC = "cdc"
+
+
+class CdcOp(StrEnum):
+    """Debezium's operation codes."""
+
+    READ = "r"  # snapshot row
+    CREATE = "c"
+    UPDATE = "u"
+    DELETE = "d"
+    TRUNCATE = "t"
+
+
+# CloudEvents attributes (ce_*) and Sluicegate's extensions (lower-case alphanumerics only,
+# as the CloudEvents spec requires of extension names).
+H_SPECVERSION = "ce_specversion"
+H_ID = "ce_id"
+H_TYPE = "ce_type"
+H_SOURCE = "ce_source"
+H_TIME = "ce_time"
+H_CONTENT_TYPE = "content-type"
+H_INGESTED_AT = "ce_ingestedat"
+H_PRODUCER = "ce_producer"
+H_SCHEMA_VERSION = "ce_schemaversion"
+H_SOURCE_KIND = "ce_sourcekind"
+H_OP = "ce_op"
+H_LSN = "ce_lsn"
+H_TXID = "ce_txid"
+
+
+def new_event_id() -> str:
+    """A time-ordered UUIDv7, as text."""
+    return str(uuid_utils.uuid7())
+
+
+def now_ms() -> int:
+    """The current UTC time in epoch milliseconds."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def ms_to_iso(ms: int) -> str:
+    """Epoch milliseconds -> RFC 3339 UTC text with millisecond precision."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def iso_to_ms(text: str) -> int:
+    """RFC 3339 text (with a zone, or naive meaning UTC) -> epoch milliseconds."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def frame(schema_id: int, body: bytes) -> bytes:
+    """Wrap a serialized payload in the Confluent wire format."""
+    return _WIRE_HEADER.pack(MAGIC_BYTE, schema_id) + body
+
+
+def unframe(value: bytes) -> tuple[int, bytes]:
+    """Split a Confluent wire-format value into (schema id, body); ValueError if not framed."""
+    if len(value) < _WIRE_HEADER.size or value[0] != MAGIC_BYTE:
+        raise ValueError("not in the Confluent wire format (magic byte 0 + 4-byte schema id)")
+    return int.from_bytes(value[1:5], "big"), value[5:]
+
+
+def entity_key_of(payload: dict[str, Any], fields: list[str]) -> str:
+    """The entity key of a payload: the named field's value as text; several fields are
+    joined with ``|`` in the order given. Raises KeyError naming the first missing field."""
+    parts = []
+    for name in fields:
+        value: Any = payload
+        for step in name.split("."):
+            if not isinstance(value, dict) or step not in value or value[step] is None:
+                raise KeyError(name)
+            value = value[step]
+        parts.append(value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value))
+    return "|".join(parts)
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One governed event. Times are UTC epoch milliseconds."""
+
+    event_id: str
+    subject: str
+    schema_id: int
+    schema_version: int
+    entity_key: str
+    occurred_at: int
+    ingested_at: int
+    source: Source
+    producer: str
+    payload: dict[str, Any] | None
+    op: CdcOp | None = None
+    position: dict[str, str] = field(default_factory=dict)  # CDC: lsn, txid
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The CloudEvents (binary mode) headers of this envelope."""
+        kind = self.source.value
+        out = [
+            (H_SPECVERSION, b"1.0"),
+            (H_ID, self.event_id.encode()),
+            (H_TYPE, self.subject.encode()),
+            (H_SOURCE, f"/sluicegate/{kind}/{self.producer}".encode()),
+            (H_TIME, ms_to_iso(self.occurred_at).encode()),
+            (H_INGESTED_AT, ms_to_iso(self.ingested_at).encode()),
+            (H_PRODUCER, self.producer.encode()),
+            (H_SCHEMA_VERSION, str(self.schema_version).encode()),
+            (H_SOURCE_KIND, kind.encode()),
+        ]
+        if self.op is not None:
+            out.append((H_OP, self.op.value.encode()))
+        if "lsn" in self.position:
+            out.append((H_LSN, self.position["lsn"].encode()))
+        if "txid" in self.position:
+            out.append((H_TXID, self.position["txid"].encode()))
+        return out
+
+    @classmethod
+    def from_record(
+        cls,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        schema_id: int,
+        payload: dict[str, Any] | None,
+    ) -> Envelope:
+        """Rebuild an envelope from a consumed record (already-decoded payload).
+        Raises KeyError naming a missing required header."""
+        h = {k: v.decode() for k, v in (headers or []) if v is not None}
+        op = h.get(H_OP)
+        position = {name: h[hdr] for name, hdr in (("lsn", H_LSN), ("txid", H_TXID)) if hdr in h}
+        return cls(
+            event_id=h[H_ID],
+            subject=h[H_TYPE],
+            schema_id=schema_id,
+            schema_version=int(h[H_SCHEMA_VERSION]),
+            entity_key=(key or b"").decode(),
+            occurred_at=iso_to_ms(h[H_TIME]),
+            ingested_at=iso_to_ms(h[H_INGESTED_AT]),
+            source=Source(h.get(H_SOURCE_KIND, "http")),
+            producer=h.get(H_PRODUCER, ""),
+            payload=payload,
+            op=CdcOp(op) if op else None,
+            position=position,
+        )
