@@ -49,7 +49,9 @@ def serve(
 
     from sluicegate.app import create_app
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None
+    }
     settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides
     if role not in Role.__args__:  # type: ignore[attr-defined]
         raise typer.BadParameter(f"unknown role {role!r}; choose one of {', '.join(Role.__args__)}")  # type: ignore[attr-defined]

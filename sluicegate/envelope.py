@@ -68,8 +68,10 @@ def now_ms() -> int:
 
 def ms_to_iso(ms: int) -> str:
     """Epoch milliseconds -> RFC 3339 UTC text with millisecond precision."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -103,7 +105,13 @@ def entity_key_of(payload: dict[str, Any], fields: list[str]) -> str:
             if not isinstance(value, dict) or step not in value or value[step] is None:
                 raise KeyError(name)
             value = value[step]
-        parts.append(value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value))
+        parts.append(
+            value
+            if isinstance(value, str)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
     return "|".join(parts)
 
 

@@ -28,9 +28,11 @@ Confluent-style ``error_code``, and one FastAPI handler renders every one of the
     │   ├── InvalidCompatibilityLevel (42203)
     │   ├── InvalidMigration (42210)
     │   ├── InvalidDefinition (42220)
-    │   └── EventRejected (42230, carries violations)
-    └── Unavailable (503, 50301, carries retry_after)
-        └── StoreUnavailable (50302)
+    │   ├── EventRejected (42230, carries violations)
+    │   └── InvalidCdcConfig (42240, carries violations)
+    ├── Unavailable (503, 50301, carries retry_after)
+    │   └── StoreUnavailable (50302)
+    └── MigrationFailed (500, 50010)
 
 Dependency errors (Kafka, ClickHouse, SQLAlchemy, fastavro) are mapped to these at the
 module that calls the dependency, chained with ``raise ... from exc``.
@@ -163,6 +165,12 @@ class EventRejected(Unprocessable):
     error_code = 42230
 
 
+class InvalidCdcConfig(Unprocessable):
+    """A CDC database config breaks a rule; ``violations`` names each field (path, rule, message)."""
+
+    error_code = 42240
+
+
 class Unavailable(SluicegateError):
     """A dependency (Kafka, ClickHouse, the registry database) is down; retry later."""
 
@@ -175,3 +183,9 @@ class Unavailable(SluicegateError):
 
 class StoreUnavailable(Unavailable):
     error_code = 50302
+
+
+class MigrationFailed(SluicegateError):
+    """A numbered DDL file could not be applied, or an applied one was edited afterwards."""
+
+    error_code = 50010

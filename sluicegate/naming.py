@@ -30,6 +30,21 @@ def subject_for_topic(topic: str) -> str:
     return topic[len(TOPIC_PREFIX) :]
 
 
+def governed_topic_subscription() -> str:
+    """:data:`GOVERNED_TOPIC_PATTERN` as a regex librdkafka accepts for a pattern
+    subscription: its engine has no lookahead, so "every ``sg.`` topic except
+    ``sg.rejected``" is spelled out as alternatives that differ from the excluded name."""
+    excluded = REJECTED_TOPIC[len(TOPIC_PREFIX) :]
+    alternatives = []
+    for i, char in enumerate(excluded):
+        head = re.escape(excluded[:i])
+        if i:
+            alternatives.append(head + "$")
+        alternatives.append(f"{head}[^{re.escape(char)}]")
+    alternatives.append(re.escape(excluded) + ".")
+    return f"^{re.escape(TOPIC_PREFIX)}({'|'.join(alternatives)})"
+
+
 def cdc_subject(database: str, table: str) -> str:
     """The governed subject of a captured table: ``cdc.<db>.<table>``."""
     return f"cdc.{database}.{table}"

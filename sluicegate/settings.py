@@ -19,23 +19,29 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SLUICEGATE_", extra="forbid")
 
-    data_dir: Path = Field(Path(".sluicegate"), description="Run-time state: chDB data, SQLite registry.")
+    data_dir: Path = Field(
+        Path(".sluicegate"), description="Run-time state: chDB data, SQLite registry."
+    )
     host: str = Field("127.0.0.1", description="Address `sluicegate serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port of `sluicegate serve`.")
     server_url: str | None = Field(
-        None, description="URL of a running `sluicegate serve` for CLI commands (default: host/port)."
+        None,
+        description="URL of a running `sluicegate serve` for CLI commands (default: host/port).",
     )
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers.")
     connect_url: str = Field("http://127.0.0.1:18083", description="Kafka Connect REST URL.")
     clickhouse_url: str | None = Field(
-        None, description="ClickHouse server URL (http://user:pass@host:8123); unset: chDB under DATA_DIR."
+        None,
+        description="ClickHouse server URL (http://user:pass@host:8123); unset: chDB under DATA_DIR.",
     )
     registry_db_url: str | None = Field(
         None, description="SQLAlchemy URL of the registry database; unset: SQLite under DATA_DIR."
     )
     admin_token: SecretStr | None = Field(None, description="Bootstrap admin token (team `admin`).")
     anonymous_read: bool = Field(False, description="Allow reads without a token.")
-    max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest accepted request body.")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="Largest accepted request body."
+    )
     max_batch_events: int = Field(10_000, gt=0, description="Most events in one batch request.")
     produce_timeout_s: float = Field(10.0, gt=0, description="Wait for Kafka acks before a 503.")
 

@@ -41,4 +41,22 @@ until grep -q 'Kafka Server started' "$D/broker.log"; do
   [ $SECONDS -lt $deadline ] || { echo "kafka: broker not started in time:"; tail -40 "$D/broker.log"; exit 1; }
   sleep 0.3
 done
+# the log line comes before the listeners serve metadata: wait for a real metadata answer
+PY=$ROOT/.venv/bin/python
+if [ -x "$PY" ]; then
+  "$PY" - "127.0.0.1:$KAFKA_PORT" <<'PYEOF' || { echo "kafka: no metadata answer:"; tail -40 "$D/broker.log"; exit 1; }
+import sys, time
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "log_level": 0})
+deadline = time.monotonic() + 60
+while True:
+    try:
+        if admin.list_topics(timeout=5).brokers:
+            break
+    except Exception:
+        if time.monotonic() > deadline:
+            raise
+    time.sleep(0.3)
+PYEOF
+fi
 echo "kafka: started on 127.0.0.1:$KAFKA_PORT (pid $(cat "$D/broker.pid"))"

@@ -56,7 +56,11 @@ class Server:
         """Run `sluicegate ARGS` against this server, as a user would."""
         return subprocess.run(
             [str(ROOT / ".venv" / "bin" / "sluicegate"), *args],
-            env=self.env, capture_output=True, text=True, check=check, timeout=120,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
         )
 
     def stop(self) -> None:
@@ -86,7 +90,9 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Ser
     log = data_dir / "serve.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sluicegate", "serve"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
