@@ -42,7 +42,7 @@ test-integration: install ## Integration tier against a running stack (`make up`
 	@$(VENV)/bin/pytest -p no:cacheprovider tests/integration
 
 demo: install ## Set up everything and run the end-to-end demo
-	@bash stack/with-stack.sh $(VENV)/bin/python -m sluicegate.demo
+	@bash stack/with-stack.sh $(VENV)/bin/sluicegate demo
 
 lint: install ## ruff and mypy
 	@$(VENV)/bin/ruff check .

@@ -6,52 +6,126 @@ Nothing else constructs clients or reads the environment.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cdc import router as cdc_router
+from cdc import start_cdc
+from gateway import router as gateway_router
+from gateway import start_gateway
+from materializer.features import FeatureStore
+from materializer.features import router as features_router
+from materializer.loader import ReadOnlySql, start_materializer
+from materializer.loader import router as sql_router
+from materializer.training.http import router as training_router
+from migrations import apply_clickhouse_migrations
+from registry import Registry
+from registry import http as registry_http
+from registry.bootstrap import ensure_admin_token
 from sluicegate import __version__
+from sluicegate.clickhouse import connect, connect_readonly
 from sluicegate.errors import SluicegateError, Unavailable
 from sluicegate.settings import Settings
 
 
-def _error_response(exc: SluicegateError) -> ORJSONResponse:
+def _error_response(exc: SluicegateError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
-    return ORJSONResponse(exc.body(), status_code=exc.status, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the whole HTTP service for ``settings`` (all roles in one process by default)."""
+    """Build the HTTP service for ``settings``: every role in one process by default.
+
+    Roles: ``registry`` serves the registry only; ``gateway`` adds HTTP ingest and the CDC
+    bridge (the producers of governed topics); ``materializer`` adds the ClickHouse side
+    (loader, SQL, features, training sets); ``all`` is both.
+    """
+    serves_ingest = settings.role in ("all", "gateway")
+    serves_store = settings.role in ("all", "materializer")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.settings = settings
-        yield
+        admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+        app.state.registry = Registry.open(
+            settings.registry_url,
+            admin_token=ensure_admin_token(settings.data_dir, admin),
+            anonymous_read=settings.anonymous_read,
+        )
+        ingest = start_gateway(app, settings) if serves_ingest else None
+        cdc = None
+        loader = None
+        if serves_store:
+            app.state.clickhouse = connect(settings.clickhouse_url, settings.data_dir)
+            apply_clickhouse_migrations(app.state.clickhouse)
+            app.state.sql = ReadOnlySql(
+                connect_readonly(settings.clickhouse_url, settings.data_dir)
+            )
+            loader = start_materializer(
+                connect(settings.clickhouse_url, settings.data_dir),
+                app.state.registry,
+                kafka_bootstrap=settings.kafka_bootstrap,
+                sole_loader=settings.clickhouse_url is None,
+                subscription=settings.materialize_topics,
+            )
+            app.state.materializer = loader
+            app.state.features = FeatureStore(
+                connect(settings.clickhouse_url, settings.data_dir),
+                [connect(settings.clickhouse_url, settings.data_dir) for _ in range(2)],
+                app.state.registry,
+            )
+        if serves_ingest:
+            # the database passwords of the CDC configs are in the environment
+            cdc = start_cdc(app, settings, os.environ)
+        try:
+            yield
+        finally:
+            if cdc is not None:
+                cdc.stop()
+            if serves_store:
+                app.state.features.close()
+            if loader is not None:
+                loader.stop()
+            if ingest is not None:
+                ingest.close()
+            app.state.registry.close()
 
     app = FastAPI(
         title="Sluicegate",
         version=__version__,
         description="Schema-governed ingestion gateway and CDC bridge for machine learning.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
 
     @app.exception_handler(SluicegateError)
-    async def _sluicegate_error(_: Request, exc: SluicegateError) -> ORJSONResponse:
+    async def _sluicegate_error(_: Request, exc: SluicegateError) -> JSONResponse:
         return _error_response(exc)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # unknown routes and methods answer in the same shape as every other error
+        code = {404: 40400, 405: 40500}.get(exc.status_code, exc.status_code * 100)
+        return JSONResponse(
+            {"error_code": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
     @app.exception_handler(RequestValidationError)
-    async def _request_invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         violations = [
             {"path": ".".join(str(p) for p in e["loc"]), "rule": e["type"], "message": e["msg"]}
             for e in exc.errors()
         ]
         first = violations[0] if violations else {"path": "", "message": "invalid request"}
-        return ORJSONResponse(
+        return JSONResponse(
             {
                 "error_code": 42200,
                 "message": f"{first['path']}: {first['message']}",
@@ -59,6 +133,18 @@ def create_app(settings: Settings) -> FastAPI:
             },
             status_code=422,
         )
+
+    if serves_ingest:
+        app.include_router(gateway_router)
+        app.include_router(cdc_router)
+    if serves_store:
+        app.include_router(sql_router)
+        app.include_router(features_router)
+        app.include_router(training_router)
+    for router in registry_http.routers:
+        app.include_router(router)
+    # deserializers' schema-by-id lookups answered before routing (see registry/http.py)
+    app.add_middleware(registry_http.SchemaLookupFastPath)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -14,7 +14,13 @@ from clickhouse_connect.driver.client import Client
 from sluicegate.naming import CLICKHOUSE_DATABASE
 
 # join_use_nulls: a point-in-time join that misses must give NULL, never 0 or 1970-01-01.
-BASE_SETTINGS: dict[str, Any] = {"join_use_nulls": 1}
+# deduplicate_blocks_in_dependent_materialized_views: a load replayed under the same
+# insert_deduplication_token is dropped by `events`; this drops it in the feature tables the
+# materialized views feed as well, so a replay is never counted twice there.
+BASE_SETTINGS: dict[str, Any] = {
+    "join_use_nulls": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
 
 
 def client_kwargs(clickhouse_url: str | None, data_dir: Path) -> dict[str, Any]:
@@ -48,3 +54,31 @@ def connect(
     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     bootstrap.close()
     return clickhouse_connect.get_client(database=database, settings=BASE_SETTINGS, **kwargs)
+
+
+# Reads that see every table the way its engine means it (ReplacingMergeTree rows folded
+# by key: `events` exactly once), with limits that keep one query from taking the process.
+READ_SETTINGS: dict[str, Any] = {
+    "final": 1,
+    "max_execution_time": 120,
+    "max_result_rows": 1_000_000,
+    "result_overflow_mode": "throw",
+}
+
+
+def connect_readonly(
+    clickhouse_url: str | None, data_dir: Path, *, database: str = CLICKHOUSE_DATABASE
+) -> Client:
+    """A client that can only read (``readonly = 1``) with :data:`READ_SETTINGS`.
+
+    On chDB the settings are set once on the client's own connection, then ``readonly``
+    last, so no query can change them back; on a server they travel with every query.
+    """
+    kwargs = client_kwargs(clickhouse_url, data_dir)
+    if clickhouse_url:
+        settings = {**BASE_SETTINGS, **READ_SETTINGS, "readonly": 1}
+        return clickhouse_connect.get_client(database=database, settings=settings, **kwargs)
+    client = clickhouse_connect.get_client(database=database, **kwargs)
+    for name, value in {**BASE_SETTINGS, **READ_SETTINGS, "readonly": 1}.items():
+        client.command(f"SET {name} = {value!r}")
+    return client

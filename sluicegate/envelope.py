@@ -12,6 +12,7 @@ topics without our code:
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,9 @@ class CdcOp(StrEnum):
     DELETE = "d"
     TRUNCATE = "t"
 
+
+_SOURCES = {s.value.encode(): s for s in Source}
+_OPS = {o.value.encode(): o for o in CdcOp}
 
 # CloudEvents attributes (ce_*) and Sluicegate's extensions (lower-case alphanumerics only,
 # as the CloudEvents spec requires of extension names).
@@ -66,6 +70,7 @@ def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
+@functools.lru_cache(maxsize=65536)  # the hot path formats the same instants again and again
 def ms_to_iso(ms: int) -> str:
     """Epoch milliseconds -> RFC 3339 UTC text with millisecond precision."""
     return (
@@ -77,7 +82,10 @@ def ms_to_iso(ms: int) -> str:
 
 def iso_to_ms(text: str) -> int:
     """RFC 3339 text (with a zone, or naive meaning UTC) -> epoch milliseconds."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(text)  # reads a trailing "Z" itself since 3.11
+    except ValueError:
+        parsed = datetime.fromisoformat(text.replace("z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
@@ -163,21 +171,24 @@ class Envelope:
         payload: dict[str, Any] | None,
     ) -> Envelope:
         """Rebuild an envelope from a consumed record (already-decoded payload).
-        Raises KeyError naming a missing required header."""
-        h = {k: v.decode() for k, v in (headers or []) if v is not None}
-        op = h.get(H_OP)
-        position = {name: h[hdr] for name, hdr in (("lsn", H_LSN), ("txid", H_TXID)) if hdr in h}
+        Raises KeyError naming a missing required header, ValueError for a bad value.
+        (The materializer calls this once per record: only the headers used are decoded.)"""
+        h = {k: v for k, v in (headers or ()) if v is not None}
+        kind, op, producer = h.get(H_SOURCE_KIND), h.get(H_OP), h.get(H_PRODUCER)
+        position = {
+            name: h[hdr].decode() for name, hdr in (("lsn", H_LSN), ("txid", H_TXID)) if hdr in h
+        }
         return cls(
-            event_id=h[H_ID],
-            subject=h[H_TYPE],
+            event_id=h[H_ID].decode(),
+            subject=h[H_TYPE].decode(),
             schema_id=schema_id,
             schema_version=int(h[H_SCHEMA_VERSION]),
             entity_key=(key or b"").decode(),
-            occurred_at=iso_to_ms(h[H_TIME]),
-            ingested_at=iso_to_ms(h[H_INGESTED_AT]),
-            source=Source(h.get(H_SOURCE_KIND, "http")),
-            producer=h.get(H_PRODUCER, ""),
+            occurred_at=iso_to_ms(h[H_TIME].decode()),
+            ingested_at=iso_to_ms(h[H_INGESTED_AT].decode()),
+            source=(_SOURCES.get(kind) or Source(kind.decode())) if kind else Source.HTTP,
+            producer=producer.decode() if producer is not None else "",
             payload=payload,
-            op=CdcOp(op) if op else None,
+            op=(_OPS.get(op) or CdcOp(op.decode())) if op else None,
             position=position,
         )

@@ -166,7 +166,8 @@ class EventRejected(Unprocessable):
 
 
 class InvalidCdcConfig(Unprocessable):
-    """A CDC database config breaks a rule; ``violations`` names each field (path, rule, message)."""
+    """A CDC database config breaks a rule; ``violations`` names each field (path, rule,
+    message)."""
 
     error_code = 42240
 

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     connect_url: str = Field("http://127.0.0.1:18083", description="Kafka Connect REST URL.")
     clickhouse_url: str | None = Field(
         None,
-        description="ClickHouse server URL (http://user:pass@host:8123); unset: chDB under DATA_DIR.",
+        description="ClickHouse server URL (http://user:pass@host:8123); "
+        "unset: chDB under DATA_DIR.",
     )
     registry_db_url: str | None = Field(
         None, description="SQLAlchemy URL of the registry database; unset: SQLite under DATA_DIR."
@@ -44,6 +45,19 @@ class Settings(BaseSettings):
     )
     max_batch_events: int = Field(10_000, gt=0, description="Most events in one batch request.")
     produce_timeout_s: float = Field(10.0, gt=0, description="Wait for Kafka acks before a 503.")
+    role: Role = Field(
+        "all", description="What `serve` runs: all, registry, gateway or materializer."
+    )
+    materialize_topics: str | None = Field(
+        None,
+        description="The governed topics the materializer loads: a topic name, or a pattern "
+        "starting with ^ (librdkafka regex, no lookaround). Unset: every governed topic.",
+    )
+    cdc_config_dir: Path | None = Field(
+        None,
+        description="Directory of CDC database configs (one YAML file per database): "
+        "`serve` bridges them, `sluicegate cdc` finds them by name. Unset: no CDC bridge.",
+    )
 
     @property
     def registry_url(self) -> str:

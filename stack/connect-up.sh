@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Kafka Connect distributed worker with the Debezium PostgreSQL plug-in. Idempotent.
+# A second, separate worker (e.g. one a test stops and restarts) needs its own
+# SLUICEGATE_RUN_DIR, SLUICEGATE_CONNECT_PORT, SLUICEGATE_CONNECT_GROUP and
+# SLUICEGATE_CONNECT_STORAGE_PREFIX (its config/offset/status topics).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 D=$RUN/connect; mkdir -p "$D"
 if pid_alive "$D/connect.pid"; then echo "connect: already running (pid $(cat "$D/connect.pid"))"; exit 0; fi
 cat > "$D/worker.properties" <<PROPS
 bootstrap.servers=127.0.0.1:$KAFKA_PORT
-group.id=sluicegate-connect
+group.id=${SLUICEGATE_CONNECT_GROUP:-sluicegate-connect}
 key.converter=org.apache.kafka.connect.json.JsonConverter
 value.converter=org.apache.kafka.connect.json.JsonConverter
 key.converter.schemas.enable=false
 value.converter.schemas.enable=false
-config.storage.topic=_connect-configs
-offset.storage.topic=_connect-offsets
-status.storage.topic=_connect-status
+config.storage.topic=${SLUICEGATE_CONNECT_STORAGE_PREFIX:-_connect}-configs
+offset.storage.topic=${SLUICEGATE_CONNECT_STORAGE_PREFIX:-_connect}-offsets
+status.storage.topic=${SLUICEGATE_CONNECT_STORAGE_PREFIX:-_connect}-status
 config.storage.replication.factor=1
 offset.storage.replication.factor=1
 status.storage.replication.factor=1

@@ -1,0 +1,433 @@
+"""The bridge: consumes a database's raw Debezium topics (JSON, schemas disabled, as the
+Connect worker is configured) and re-produces every change to the table's governed topic
+``sg.<subject>`` in the shared envelope, under the registered version that fits the row.
+
+Delivery: a batch's raw offsets are committed only after Kafka acknowledged every
+governed record of the batch; on any failure the batch is replayed (event ids are derived
+from the change, so a replay writes the same events again, which the materializer
+collapses). A table whose schema change is refused is *held*: its partition is paused at
+the refused row and nothing after it is committed, so a restart or the owner's fix
+replays from exactly there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psycopg
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cdc._catalog import TableInfo, describe_table
+from cdc._config import COMMIT_TIME_FIELD, DatabaseConfig
+from cdc._govern import TableGovernor, TableHeld
+from cdc._metrics import CdcMetrics
+from registry import Registry
+from sluicegate.envelope import CdcOp, Envelope, Source, entity_key_of, frame, ms_to_iso, now_ms
+from sluicegate.errors import SluicegateError
+from sluicegate.naming import topic_for_subject
+
+__all__ = ["DatabaseBridge", "create_raw_topics", "event_id_of"]
+
+log = logging.getLogger("sluicegate.cdc")
+
+_EVENT_NS = uuid.UUID("5b0e7a52-3f1c-4d8e-9a57-6c1f2b8d4e31")
+BATCH = 2000
+ACK_TIMEOUT_S = 30.0
+
+
+def event_id_of(subject: str, op: str, lsn: Any, entity_key: str, row_bytes: bytes | None) -> str:
+    """A deterministic event id: the same change (re-sent by Debezium after a restart, or
+    replayed by the bridge) always gets the same id. Snapshot rows share one LSN, so their
+    content is part of the id too."""
+    digest = hashlib.blake2b(row_bytes, digest_size=8).hexdigest() if row_bytes else ""
+    return str(uuid.uuid5(_EVENT_NS, f"{subject}|{op}|{lsn}|{entity_key}|{digest}"))
+
+
+def create_raw_topics(bootstrap: str, topics: list[str], *, timeout: float = 15.0) -> None:
+    """Create the raw change topics with one partition each (a table's changes, truncates
+    included, stay in commit order); existing topics are left as they are."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=1, replication_factor=-1) for t in topics],
+        operation_timeout=timeout, request_timeout=timeout,
+    )
+    for topic, fut in futures.items():
+        try:
+            fut.result(timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise SluicegateError(f"cannot create raw topic {topic}: {exc}") from exc
+
+
+@dataclass
+class _Outbound:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, str | bytes | None]]
+    table: str
+    op: str
+    commit_ms: int | None
+
+
+@dataclass
+class _TableCounters:
+    changes: int = 0
+    last_commit_ms: int | None = None
+    held_offset: int | None = None
+    by_op: dict[str, int] = field(default_factory=dict)
+
+
+class _Undecodable(Exception):
+    pass
+
+
+def _where(msg: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed (non-error) record."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise _Undecodable("record without a topic position")
+    return topic, partition, offset
+
+
+class DatabaseBridge:
+    """Bridges one database's captured tables (one consumer group per database)."""
+
+    def __init__(
+        self,
+        cfg: DatabaseConfig,
+        *,
+        registry: Registry,
+        kafka_bootstrap: str,
+        password: str | None,
+        metrics: CdcMetrics,
+        catalog_available: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self._registry = registry
+        self._bootstrap = kafka_bootstrap
+        self._password = password
+        self._metrics = metrics
+        self._catalog_available = catalog_available
+        self._conn: psycopg.Connection[Any] | None = None
+        self.governors: dict[str, TableGovernor] = {}
+        self._counters: dict[str, _TableCounters] = {}
+        for t in cfg.tables:
+            topic = cfg.raw_topic(t)
+            describe = self._describer(t.schema_name, t.table_name)
+            self.governors[topic] = TableGovernor(cfg, t, registry, describe)
+            self._counters[topic] = _TableCounters()
+        self._held: dict[tuple[str, int], int] = {}
+        self._acked = True
+        self._ack_error: str | None = None
+        self._batch_ms = now_ms()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+        self.catalog_error: str | None = (
+            None if catalog_available else
+            f"catalog unavailable: environment variable {cfg.connection.password_env} is not set"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"cdc-{self.cfg.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._conn is not None:
+            self._conn.close()
+
+    def status(self) -> dict[str, Any]:
+        tables = []
+        for topic, gov in self.governors.items():
+            c = self._counters[topic]
+            st = gov.status()
+            st.update(
+                raw_topic=topic,
+                changes=c.changes,
+                by_op=dict(c.by_op),
+                last_commit_time=ms_to_iso(c.last_commit_ms) if c.last_commit_ms else None,
+                held_offset=c.held_offset if gov.held else None,
+            )
+            tables.append(st)
+        stopped = any(t["state"] == "stopped" for t in tables)
+        return {
+            "name": self.cfg.name,
+            "team": self.cfg.team,
+            "connector": self.cfg.connector_name,
+            "bridge": "error" if self.error else ("degraded" if stopped else "running"),
+            "error": self.error,
+            "catalog_error": self.catalog_error,
+            "tables": tables,
+        }
+
+    # ------------------------------------------------------------------ catalog
+    def _describer(self, schema: str, table: str) -> Callable[[], TableInfo | None]:
+        def describe() -> TableInfo | None:
+            if not self._catalog_available:
+                return None
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg.connect(
+                            host=self.cfg.connection.host, port=self.cfg.connection.port,
+                            dbname=self.cfg.connection.dbname, user=self.cfg.connection.user,
+                            password=self._password, autocommit=True,
+                            connect_timeout=self.cfg.connection.connect_timeout_s,
+                            application_name="sluicegate-cdc-bridge",
+                        )
+                    info = describe_table(self._conn, schema, table)
+                    self.catalog_error = None
+                    return info
+                except psycopg.Error as exc:
+                    self._conn = None
+                    text = str(exc).strip()
+                    first = text.splitlines()[0] if text else type(exc).__name__
+                    self.catalog_error = f"catalog unavailable: {first}"
+                    if attempt == 2:
+                        return None
+            return None
+
+        return describe
+
+    # ------------------------------------------------------------------ loop
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._consume()
+                return
+            except Exception as exc:  # any failure: report it, back off, start again
+                self.error = f"{type(exc).__name__}: {exc}"
+                self._metrics.errors.labels(self.cfg.name, "loop").inc()
+                if time.monotonic() - started > 60:
+                    backoff = 1.0  # it ran fine for a while: not the same failure again
+                log.exception("cdc bridge %s failed; restarting in %.0f s", self.cfg.name, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _consume(self) -> None:
+        topics = list(self.governors)
+        create_raw_topics(self._bootstrap, topics)
+        consumer = Consumer({
+            "bootstrap.servers": self._bootstrap,
+            "group.id": f"sluicegate-cdc-{self.cfg.name}",
+            "client.id": f"sluicegate-cdc-{self.cfg.name}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 5000,
+            "fetch.wait.max.ms": 50,
+            "log_level": 3,
+        })
+        producer = Producer({
+            "bootstrap.servers": self._bootstrap,
+            "client.id": f"sluicegate-cdc-{self.cfg.name}",
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            # every record is reported (delivered or failed) before the flush gives up
+            "message.timeout.ms": int(ACK_TIMEOUT_S * 1000),
+            "log_level": 3,
+        })
+        self._held.clear()
+
+        def on_revoke(_: Consumer, partitions: list[TopicPartition]) -> None:
+            for p in partitions:
+                self._held.pop((p.topic, p.partition), None)
+
+        consumer.subscribe(topics, on_revoke=on_revoke)
+        try:
+            while not self._stop.is_set():
+                self._release(consumer)
+                # block for the first record only, then take what is already fetched: low
+                # latency when quiet, large batches under load
+                messages = consumer.consume(1, timeout=0.2)
+                if messages:
+                    messages += consumer.consume(BATCH - 1, timeout=0)
+                    self._process(messages, consumer, producer)
+                self.error = None
+        finally:
+            consumer.close()
+            producer.flush(5)
+
+    def _release(self, consumer: Consumer) -> None:
+        for (topic, partition), offset in list(self._held.items()):
+            if self.governors[topic].try_release():
+                tp = TopicPartition(topic, partition, offset)
+                consumer.resume([TopicPartition(topic, partition)])
+                consumer.seek(tp)
+                del self._held[(topic, partition)]
+                self._metrics.stopped.labels(self.cfg.name, self.governors[topic].table.name).set(0)
+
+    def _hold(self, consumer: Consumer, topic: str, partition: int, offset: int) -> None:
+        self._held[(topic, partition)] = offset
+        self._counters[topic].held_offset = offset
+        consumer.pause([TopicPartition(topic, partition)])
+        self._metrics.stopped.labels(self.cfg.name, self.governors[topic].table.name).set(1)
+
+    def _process(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
+        upto: dict[tuple[str, int], int] = {}
+        out: list[_Outbound] = []
+        self._batch_ms = now_ms()  # the batch's ingestion time
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.debug("cdc %s consumer: %s", self.cfg.name, err)
+                continue
+            topic, partition, offset = _where(msg)
+            tp = (topic, partition)
+            if tp in self._held:
+                continue  # replayed from the held offset once the table is released
+            gov = self.governors[topic]
+            try:
+                if gov.held:
+                    raise TableHeld(gov.error)
+                record = self._translate(gov, msg, topic)
+            except TableHeld:
+                self._hold(consumer, topic, partition, offset)
+                continue
+            except _Undecodable as exc:
+                gov.hold_undecodable(f"undecodable change at {topic}[{partition}]@{offset}: {exc}")
+                self._hold(consumer, topic, partition, offset)
+                continue
+            if record is not None:
+                out.append(record)
+            upto[tp] = offset + 1
+        if out:
+            self._produce(out, producer)
+            if not self._acked:
+                # nothing of this batch is committed: the restarted consumer replays it from
+                # the committed offsets, with the same event ids
+                raise SluicegateError(f"governed produce not acknowledged: {self._ack_error}")
+        if upto:  # only now: every governed record of the batch is acknowledged
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in upto.items()], asynchronous=True
+            )
+        self._account(out)
+
+    def _produce(self, out: list[_Outbound], producer: Producer) -> None:
+        self._acked, self._ack_error = True, None
+
+        def on_delivery(err: KafkaError | None, _: Message) -> None:
+            if err is not None:
+                self._acked = False
+                self._ack_error = str(err)
+
+        for r in out:
+            while True:
+                try:
+                    producer.produce(r.topic, r.value, r.key, headers=r.headers,
+                                     on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        remaining = producer.flush(ACK_TIMEOUT_S + 5)
+        if remaining:
+            self._acked = False
+            self._ack_error = f"{remaining} records not acknowledged in {ACK_TIMEOUT_S:.0f} s"
+
+    def _account(self, out: list[_Outbound]) -> None:
+        now = now_ms()
+        lag = self._metrics.lag.labels(self.cfg.name)
+        counts: dict[tuple[str, str], int] = {}
+        for r in out:
+            counts[(r.table, r.op)] = counts.get((r.table, r.op), 0) + 1
+            if r.commit_ms is not None:
+                self._counters[r.table].last_commit_ms = r.commit_ms
+                if r.op != CdcOp.READ:
+                    lag.observe(max(0, now - r.commit_ms) / 1000)
+        for (table, op), n in counts.items():
+            c = self._counters[table]
+            c.changes += n
+            c.by_op[op] = c.by_op.get(op, 0) + n
+            self._metrics.changes.labels(self.cfg.name, self.governors[table].table.name, op).inc(n)
+
+    # ------------------------------------------------------------------ one change
+    def _translate(self, gov: TableGovernor, msg: Message, topic: str) -> _Outbound | None:
+        raw = msg.value()
+        if raw is None:  # the tombstone after a delete: the delete itself was written
+            self._metrics.tombstones.labels(self.cfg.name, gov.table.name).inc()
+            return None
+        try:
+            doc = orjson.loads(raw)
+            if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
+                doc = doc["payload"]  # a worker with schemas.enable=true
+            op = CdcOp(doc["op"])
+            source = doc["source"]
+            key = msg.key()
+            key_doc = orjson.loads(key) if key else None
+            if isinstance(key_doc, dict) and "payload" in key_doc and "schema" in key_doc:
+                key_doc = key_doc["payload"]
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            raise _Undecodable(f"not a Debezium change event ({exc})") from exc
+        key_names = list(key_doc) if isinstance(key_doc, dict) else None
+        row: dict[str, Any] | None
+        if op is CdcOp.TRUNCATE:
+            row, payload = None, {}
+        elif op is CdcOp.DELETE:
+            before = doc.get("before") or {}
+            if gov.full_identity:
+                row, payload = before, dict(before)
+            else:  # only the key is real; other columns would be type defaults
+                row = None
+                payload = {k: before.get(k) for k in (key_names or gov.key_names)}
+        else:
+            row = doc.get("after")
+            if not isinstance(row, dict):
+                raise _Undecodable(f"op {op.value} without an after image")
+            payload = dict(row)
+        schema = gov.schema_for(row, key_names)
+        commit_ms = int(source.get("ts_ms") or doc.get("ts_ms") or self._batch_ms)
+        payload[COMMIT_TIME_FIELD] = ms_to_iso(commit_ms)
+        try:
+            entity_key = entity_key_of(key_doc, key_names) if key_doc and key_names else ""
+        except KeyError as exc:
+            raise _Undecodable(f"key column {exc} is null") from exc
+        lsn = source.get("lsn")
+        position = {"lsn": str(lsn)} if lsn is not None else {}
+        if source.get("txId") is not None:
+            position["txid"] = str(source["txId"])
+        content = orjson.dumps(row) if op is CdcOp.READ and row else None
+        env = Envelope(
+            event_id=event_id_of(gov.subject, op.value, lsn, entity_key, content),
+            subject=gov.subject,
+            schema_id=schema.id,
+            schema_version=schema.version,
+            entity_key=entity_key,
+            occurred_at=commit_ms,
+            ingested_at=self._batch_ms,
+            source=Source.CDC,
+            producer=self.cfg.team,
+            payload=payload,
+            op=op,
+            position=position,
+        )
+        return _Outbound(
+            topic=topic_for_subject(gov.subject),
+            key=entity_key.encode() if entity_key else None,
+            value=frame(schema.id, schema.encode(payload)),
+            headers=[(k, v) for k, v in env.headers()],
+            table=topic,
+            op=op.value,
+            commit_ms=commit_ms,
+        )

@@ -1,0 +1,32 @@
+"""Feature definitions, their ClickHouse objects, backfills and online reads.
+
+One definition (YAML) serves both online reads and training sets: both are compiled from
+:meth:`FeatureDefinition.compiled`, so they cannot drift.
+"""
+
+from materializer.features._expr import AggregateCall, FunctionCatalog
+from materializer.features._store import FeatureStore
+from materializer.features.definition import (
+    CompiledFeature,
+    Entity,
+    FeatureDefinition,
+    FeatureKind,
+    load_definitions,
+    parse_definitions,
+    parse_window,
+)
+from materializer.features.routes import router
+
+__all__ = [
+    "AggregateCall",
+    "CompiledFeature",
+    "Entity",
+    "FeatureDefinition",
+    "FeatureKind",
+    "FeatureStore",
+    "FunctionCatalog",
+    "load_definitions",
+    "parse_definitions",
+    "parse_window",
+    "router",
+]

@@ -1,0 +1,441 @@
+"""The feature store of `sluicegate serve`: applies definitions (validate, create, backfill),
+deletes and rebuilds them, and answers online reads.
+
+Exactly-once backfill: the materialized views are created to take only events loaded at or
+after ``T0`` (``events.loaded_at``, set by ClickHouse at insert), a moment a few seconds
+ahead; once ``T0`` (plus a margin for inserts in flight) has passed on the store's clock,
+the backfill inserts the states of every event loaded before ``T0``. Each event is in
+exactly one of the two.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from materializer.features import sql
+from materializer.features._catalog import (
+    ACTIVE,
+    BACKFILLING,
+    DELETED,
+    FAILED,
+    Catalog,
+    FeatureRecord,
+    _split_ref,
+    current,
+    resolve_records,
+)
+from materializer.features._expr import FunctionCatalog
+from materializer.features._jobs import Job, Jobs
+from materializer.features.definition import CompiledFeature, FeatureDefinition
+from sluicegate.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidDefinition,
+    NotFound,
+    ResourceNotFound,
+    SluicegateError,
+    StoreUnavailable,
+)
+
+__all__ = ["FeatureStore"]
+
+# point reads: one thread each (no pipeline fan-out), JSON numbers unquoted
+_READ_SETTINGS = {"output_format_json_quote_64bit_integers": 0,
+                  "output_format_json_quote_denormals": 0, "max_threads": 1}
+_CH_MESSAGE = re.compile(r"DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?:\. Stack trace|$)", re.S)
+
+
+def _ch_message(exc: Exception) -> str:
+    text = str(exc)
+    m = _CH_MESSAGE.search(text)
+    return (m.group(1) if m else text).strip().splitlines()[0][:500]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    definition: FeatureDefinition
+    action: str  # created | new_version | metadata | unchanged
+    version: int
+    compiled: CompiledFeature
+    schema_version: int | None = None
+
+
+class FeatureStore:
+    """Feature definitions and their ClickHouse objects, on ``client`` (DDL, backfills)
+    and ``readers`` (online reads, so a backfill never holds a read up)."""
+
+    def __init__(self, client: Client, readers: Sequence[Client], registry: Any, *,
+                 start_delay_ms: int = 2000, inflight_margin_ms: int = 1000) -> None:
+        self._client = client
+        self._readers: queue.Queue[Client] = queue.Queue()
+        for r in readers or [client]:
+            self._readers.put(r)
+        self._registry = registry
+        self._catalog = Catalog(client)
+        self._lock = threading.RLock()
+        self._functions: FunctionCatalog | None = None
+        self._compiled: dict[tuple[str, int], CompiledFeature] = {}
+        self._start_delay_ms = start_delay_ms
+        self._margin_ms = inflight_margin_ms
+        self.jobs = Jobs()
+        self._records = self._catalog.records()
+        self._recover()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _refresh(self) -> None:
+        self._records = self._catalog.records()
+
+    def _command(self, statement: str, settings: dict[str, Any] | None = None) -> None:
+        try:
+            self._client.command(statement, settings=settings)
+        except ClickHouseError as exc:
+            raise StoreUnavailable(f"feature store: {_ch_message(exc)}") from exc
+
+    def _now_ms(self) -> int:
+        return int(self._client.command(sql.store_now()))  # type: ignore[arg-type]
+
+    @contextmanager
+    def _reader(self) -> Iterator[Client]:
+        client = self._readers.get()
+        try:
+            yield client
+        finally:
+            self._readers.put(client)
+
+    def functions(self) -> FunctionCatalog:
+        """The store's function catalog (``system.functions``), loaded once."""
+        if self._functions is None:
+            rows = self._client.query(
+                "SELECT name, is_aggregate, case_insensitive FROM system.functions").result_rows
+            combinators = [r[0] for r in self._client.query(
+                "SELECT name FROM system.aggregate_function_combinators").result_rows]
+            self._functions = FunctionCatalog(
+                functions=frozenset(r[0] for r in rows) | frozenset(
+                    r[0].lower() for r in rows if r[2]),
+                aggregates=frozenset(r[0] for r in rows if r[1]) | frozenset(
+                    r[0].lower() for r in rows if r[1] and r[2]),
+                combinators=tuple(combinators),
+                case_insensitive=frozenset(r[0].lower() for r in rows if r[2]),
+            )
+        return self._functions
+
+    def _recover(self) -> None:
+        """After a crash: versions caught mid-backfill are failed and their objects (and
+        any object no live version owns, e.g. a rebuild's half-built generation) dropped."""
+        for rec in self._records:
+            if rec.status == BACKFILLING:
+                self._catalog.put(replace(rec, status=FAILED))
+        self._refresh()
+        keep = {name for rec in self._records if rec.status == ACTIVE
+                for _, name in rec.objects.all()}
+        rows = self._client.query(
+            "SELECT name, engine FROM system.tables WHERE database = currentDatabase() "
+            "AND name LIKE 'f\\_%' ORDER BY engine = 'MaterializedView' DESC").result_rows
+        for name, engine in rows:
+            if name not in keep:
+                self._command(sql.drop("VIEW" if engine == "MaterializedView" else "TABLE", name))
+
+    def compiled(self, rec: FeatureRecord) -> CompiledFeature:
+        """The compiled SQL of a stored version (schema as of its creation)."""
+        key = (rec.name, rec.version)
+        cf = self._compiled.get(key)
+        if cf is None:
+            defn = rec.definition
+            schema_version = rec.spec.get("_schema_version")
+            schema = (self._registry.version(defn.source, schema_version)
+                      if schema_version else self._registry.latest(defn.source))
+            cf = defn.compiled(schema)
+            self._compiled[key] = cf
+        return cf
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self, defn: FeatureDefinition, version: int) -> tuple[CompiledFeature, int]:
+        """Check ``defn`` against its source's latest schema and the store (functions,
+        types): -> (compiled, schema version). Nothing is created."""
+        try:
+            schema = self._registry.latest(defn.source)
+        except NotFound as exc:
+            raise InvalidDefinition(
+                f"feature {defn.name}: source: subject {defn.source!r} is not registered",
+                field="source") from exc
+        try:
+            cf = defn.model_copy(update={"version": version}).compiled(schema, self.functions())
+        except InvalidDefinition as exc:
+            raise InvalidDefinition(f"feature {defn.name}: {exc.message}", **exc.details) from exc
+        for statement in (sql.dry_run(cf), sql.state_select(cf, "b", "0")):
+            try:
+                self._client.query(statement)
+            except ClickHouseError as exc:
+                raise InvalidDefinition(
+                    f"feature {defn.name}: ClickHouse refuses the expressions: "
+                    f"{_ch_message(exc)}", field="aggregation") from exc
+        return cf, int(schema.version)
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, defns: list[FeatureDefinition], *, team: str, admin: bool,
+              dry_run: bool = False) -> dict[str, Any]:
+        """Validate every definition, then create the new versions and start one backfill
+        job for them. All definitions are checked before anything is created."""
+        names = [d.name for d in defns]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise InvalidDefinition(f"feature {sorted(dupes)[0]} is defined twice")
+        with self._lock:
+            self._refresh()
+            plan = [self._plan(d, team=team, admin=admin) for d in defns]
+            results = [{"name": p.definition.name, "version": p.version, "action": p.action}
+                       for p in plan]
+            if dry_run:
+                return {"results": results, "job": None, "dry_run": True}
+            for p in plan:
+                if p.action == "metadata":
+                    rec = next(r for r in self._records
+                               if r.name == p.definition.name and r.version == p.version)
+                    spec = {**p.definition.spec(), "_schema_version": rec.spec.get(
+                        "_schema_version")}
+                    self._catalog.put(replace(rec, spec=spec,
+                                              owner=p.definition.owner or rec.owner))
+            new = [p for p in plan if p.action in ("created", "new_version")]
+            job = self._create(new, team) if new else None
+            self._refresh()
+        return {"results": results, "job": job.view() if job else None}
+
+    def _plan(self, defn: FeatureDefinition, *, team: str, admin: bool) -> _Planned:
+        mine = [r for r in self._records if r.name == defn.name]
+        cur = current(mine, defn.name)
+        owner = cur.owner if cur else (defn.owner or team)
+        if not admin and owner != team:
+            raise Forbidden(f"feature {defn.name} is owned by team {owner!r}")
+        if defn.owner and not admin and defn.owner != team:
+            raise Forbidden(f"feature {defn.name}: team {team!r} cannot give it to {defn.owner!r}")
+        if cur is not None and cur.definition.semantics() == defn.semantics():
+            same = {k: v for k, v in cur.spec.items() if not k.startswith("_")} == defn.spec()
+            return _Planned(defn, "unchanged" if same else "metadata", cur.version,
+                            self.compiled(cur))
+        version = max((r.version for r in mine), default=0) + 1
+        cf, schema_version = self.validate(defn, version)
+        return _Planned(defn, "new_version" if cur else "created", version, cf, schema_version)
+
+    def _create(self, plan: list[_Planned], team: str) -> Job:
+        t0 = self._now_ms() + self._start_delay_ms
+        made: list[tuple[FeatureRecord, CompiledFeature]] = []
+        try:
+            for p in plan:
+                now = int(time.time() * 1000)
+                rec = FeatureRecord(
+                    p.definition.name, p.version, 0,
+                    {**p.definition.spec(), "_schema_version": p.schema_version}, BACKFILLING,
+                    p.definition.owner or team, now, now)
+                made.append((rec, p.compiled))
+                self._create_objects(p.compiled, rec.objects, t0)
+                self._catalog.put(rec)
+        except SluicegateError:
+            for rec, _ in made:
+                self._drop_objects(rec.objects)
+                self._catalog.put(replace(rec, status=FAILED))
+            raise
+        refs = [rec.ref for rec, _ in made]
+        return self.jobs.start("backfill", refs, lambda job: self._backfill(job, made, t0))
+
+    def _create_objects(self, cf: CompiledFeature, objs: sql.Objects, t0: int) -> None:
+        self._command(sql.create_table(cf, objs))
+        for part in sql.PARTS:
+            self._command(sql.create_view(cf, objs, part, t0))
+
+    def _drop_objects(self, objs: sql.Objects) -> None:
+        for kind, name in objs.all():
+            try:
+                self._client.command(sql.drop(kind, name))
+            except ClickHouseError:
+                continue  # best effort: recovery at the next start drops leftovers
+
+    def _fill(self, job: Job, items: list[tuple[CompiledFeature, sql.Objects]], t0: int) -> None:
+        job.split_ms = t0
+        job.progress(0, 0, "waiting for the views to take over")
+        while self._now_ms() < t0 + self._margin_ms:
+            time.sleep(0.05)
+        work = []
+        for cf, objs in items:
+            months = self._client.query(sql.backfill_months(cf.subject, t0)).result_rows
+            work += [(cf, objs, int(m), int(n)) for m, n in months]
+        total = sum(n for *_, n in work)
+        done = 0
+        job.progress(0, total, "backfilling")
+        for cf, objs, month, n in work:
+            for part in sql.PARTS:
+                self._command(sql.backfill_insert(cf, objs, part, t0, month),
+                              settings={"insert_deduplicate": 0})
+            done += n
+            job.progress(done, total, "backfilling")
+        job.progress(done, total, "merging")
+        for _, objs in items:
+            self._command(sql.optimize(objs))
+
+    def _backfill(self, job: Job, made: list[tuple[FeatureRecord, CompiledFeature]],
+                  t0: int) -> None:
+        try:
+            self._fill(job, [(cf, rec.objects) for rec, cf in made], t0)
+        except Exception:
+            with self._lock:
+                for rec, _ in made:
+                    self._drop_objects(rec.objects)
+                    self._catalog.put(replace(rec, status=FAILED))
+                self._refresh()
+            raise
+        with self._lock:
+            for rec, _ in made:
+                self._catalog.put(replace(rec, status=ACTIVE))
+            self._refresh()
+
+    # ------------------------------------------------------------------ delete / rebuild
+
+    def delete(self, ref: str, *, team: str, admin: bool) -> list[str]:
+        """Delete one version (``name@v``) or every version of a feature."""
+        name, version = _split_ref(ref)
+        with self._lock:
+            self._refresh()
+            recs = [r for r in self._records if r.name == name and r.status == ACTIVE
+                    and (version is None or r.version == version)]
+            if not recs:
+                raise ResourceNotFound(f"feature {ref!r} not found", feature=ref)
+            for rec in recs:
+                if not admin and rec.owner != team:
+                    raise Forbidden(f"feature {rec.ref} is owned by team {rec.owner!r}")
+            for rec in recs:
+                self._catalog.put(replace(rec, status=DELETED))
+                self._drop_objects(rec.objects)
+                self._compiled.pop((rec.name, rec.version), None)
+            self._refresh()
+        return [r.ref for r in recs]
+
+    def rebuild(self, refs: list[str] | None = None) -> Job:
+        """Rebuild feature tables from `events` into a new generation; the current one
+        serves until the new one is complete, then is dropped."""
+        with self._lock:
+            self._refresh()
+            recs = (resolve_records(self._records, refs) if refs
+                    else [r for r in self._records if r.status == ACTIVE])
+            t0 = self._now_ms() + self._start_delay_ms
+            fresh = [replace(r, generation=r.generation + 1) for r in recs]
+            try:
+                for rec in fresh:
+                    self._create_objects(self.compiled(rec), rec.objects, t0)
+            except SluicegateError:
+                for rec in fresh:
+                    self._drop_objects(rec.objects)
+                raise
+
+        def work(job: Job) -> None:
+            try:
+                self._fill(job, [(self.compiled(r), r.objects) for r in fresh], t0)
+            except Exception:
+                for rec in fresh:
+                    self._drop_objects(rec.objects)
+                raise
+            with self._lock:
+                for old, new in zip(recs, fresh, strict=True):
+                    self._catalog.put(new)
+                    self._drop_objects(old.objects)
+                self._refresh()
+
+        return self.jobs.start("rebuild", [r.ref for r in recs], work)
+
+    # ------------------------------------------------------------------ reads
+
+    def records(self) -> list[FeatureRecord]:
+        return list(self._records)
+
+    def read(self, entity_type: str, keys: Sequence[str], names: Sequence[str] | None = None,
+             *, now_ms: int | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Values of ``names`` (default: every feature of ``entity_type``) for ``keys`` as of
+        now, in one query: -> ({key: {label: value}}, {label: name@version}). Missing
+        entities get the training defaults (0 for counts, null otherwise)."""
+        records = self._records
+        if names:
+            chosen = list(zip(names, resolve_records(records, list(names)), strict=True))
+        else:
+            latest = {r.name for r in records if r.status == ACTIVE}
+            chosen = [(n, rec) for n in sorted(latest)
+                      if (rec := current(records, n)) is not None]
+            chosen = [(n, r) for n, r in chosen if r.spec["entity"]["type"] == entity_type]
+        for label, rec in chosen:
+            if rec.spec["entity"]["type"] != entity_type:
+                raise BadRequest(f"feature {label} describes {rec.spec['entity']['type']!r} "
+                                 f"entities, not {entity_type!r}", feature=label)
+        compiled = [(label, rec, self.compiled(rec)) for label, rec in chosen]
+        at = now_ms if now_ms is not None else int(time.time() * 1000)
+        out: dict[str, dict[str, Any]] = {
+            k: {label: (0 if cf.default_sql == "0" else None) for label, _, cf in compiled}
+            for k in keys}
+        if compiled and keys:
+            single = len(keys) == 1
+            if single:
+                query = sql.online_query_one(
+                    [sql.online_value_one(cf, rec.objects, keys[0], at) for _, rec, cf in compiled])
+            else:
+                query = sql.online_query(
+                    [sql.online_value(cf, rec.objects, keys, at) for _, rec, cf in compiled])
+            try:
+                with self._reader() as reader:
+                    row = reader.query(query, settings=_READ_SETTINGS).result_rows[0]
+            except ClickHouseError as exc:
+                raise StoreUnavailable(f"feature read failed: {_ch_message(exc)}") from exc
+            for (label, _, _), got in zip(compiled, row, strict=True):
+                if single:
+                    if got is not None:
+                        out[keys[0]][label] = orjson.loads(got)
+                    continue
+                for entity, value in zip(*got, strict=True):
+                    out[entity][label] = orjson.loads(value)
+        return out, {label: rec.ref for label, rec, _ in compiled}
+
+    def freshness_ms(self, rec: FeatureRecord) -> int | None:
+        """The occurred_at of the newest event the feature has taken in."""
+        try:
+            with self._reader() as reader:
+                row = reader.query(sql.freshness(rec.objects)).result_rows[0]
+        except ClickHouseError:
+            return None
+        return int(row[0]) if row[1] else None
+
+    def describe(self, rec: FeatureRecord) -> dict[str, Any]:
+        """A catalog entry."""
+        spec = {k: v for k, v in rec.spec.items() if not k.startswith("_")}
+        entry: dict[str, Any] = {
+            "name": rec.name, "version": rec.version, "status": rec.status,
+            "owner": rec.owner, "description": spec.get("description", ""),
+            "tags": spec.get("tags", []), "entity": spec["entity"], "source": spec["source"],
+            "definition": spec, "created_at_ms": rec.created_ms,
+            "schema_version": rec.spec.get("_schema_version"),
+        }
+        try:
+            cf = self.compiled(rec)
+            entry["reads"] = {"subjects": [cf.subject], "fields": list(cf.fields)}
+            entry["kind"] = cf.kind.value
+            entry["default"] = 0 if cf.default_sql == "0" else None
+            entry["window_ms"] = cf.window_ms
+            entry["sql"] = {"entity_expr": cf.entity_expr, "value_agg": cf.value_agg,
+                            "filter_expr": cf.filter_expr}
+        except SluicegateError as exc:
+            entry["reads"] = {"subjects": [spec["source"]], "fields": []}
+            entry["error"] = exc.message
+        if rec.status == ACTIVE:
+            entry["freshness_ms"] = self.freshness_ms(rec)
+        return entry
+
+    def close(self) -> None:
+        self.jobs.wait(timeout=5)

@@ -1,0 +1,85 @@
+"""The ClickHouse side of a load: record the plans, insert the rows under each plan's
+deduplication token, and find recorded plans again after a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from materializer.loader._batch import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, Batch, Plan
+from sluicegate.errors import StoreUnavailable
+
+EVENTS_TABLE = "events"
+DEAD_LETTERS_TABLE = "dead_letters"
+PLANS_TABLE = "materializer_batches"
+_PLAN_COLUMNS = ("topic", "partition", "first_offset", "last_offset", "token", "created_at")
+
+
+class ClickHouseSink:
+    """Writes loads to ClickHouse. Every ClickHouse failure surfaces as
+    :class:`StoreUnavailable`; the caller retries the same batches, which is safe because
+    each insert carries a deterministic ``insert_deduplication_token``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def write(self, batches: list[Batch]) -> None:
+        """Load ``batches``: their plans first (one insert), then per batch the events
+        (one insert per month partition) and the dead letters. Returns only once
+        ClickHouse accepted everything."""
+        try:
+            self._write(batches)
+        except (ClickHouseError, OSError) as exc:
+            raise StoreUnavailable(f"ClickHouse did not accept the load: {exc}") from exc
+
+    def _write(self, batches: list[Batch]) -> None:
+        fresh = [b for b in batches if not b.planned]
+        if fresh:
+            now = datetime.now(UTC)
+            self._client.insert(
+                PLANS_TABLE,
+                [
+                    [b.plan.topic for b in fresh],
+                    [b.plan.partition for b in fresh],
+                    [b.plan.first_offset for b in fresh],
+                    [b.plan.last_offset for b in fresh],
+                    [b.plan.token for b in fresh],
+                    [now] * len(fresh),
+                ],
+                column_names=_PLAN_COLUMNS,
+                column_oriented=True,
+            )
+            for b in fresh:
+                b.planned = True
+        for batch in batches:
+            for month, columns in batch.events.by_month():
+                self._client.insert(
+                    EVENTS_TABLE,
+                    columns,
+                    column_names=EVENT_COLUMNS,
+                    column_oriented=True,
+                    settings={"insert_deduplication_token": f"{batch.plan.token}@{month}"},
+                )
+            if batch.dead_letters:
+                self._client.insert(
+                    DEAD_LETTERS_TABLE,
+                    [d.row() for d in batch.dead_letters],
+                    column_names=DEAD_LETTER_COLUMNS,
+                    settings={"insert_deduplication_token": f"{batch.plan.token}@dead"},
+                )
+
+    def plans(self, topic: str, partition: int, from_offset: int) -> list[Plan]:
+        """The recorded plans of a partition that end at or after ``from_offset``, in
+        offset order: loads that may have landed without their offsets being committed."""
+        try:
+            rows = self._client.query(
+                f"SELECT DISTINCT first_offset, last_offset, token FROM {PLANS_TABLE} "
+                "WHERE topic = {topic:String} AND partition = {partition:UInt32} "
+                "AND last_offset >= {offset:UInt64} ORDER BY first_offset",
+                parameters={"topic": topic, "partition": partition, "offset": from_offset},
+            ).result_rows
+        except (ClickHouseError, OSError) as exc:
+            raise StoreUnavailable(f"ClickHouse did not answer: {exc}") from exc
+        return [Plan(topic, partition, first, last, token) for first, last, token in rows]

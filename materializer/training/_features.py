@@ -1,0 +1,57 @@
+"""Features for a training set come from the stored definitions, compiled exactly as online
+serving compiles them: nothing is re-declared here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from clickhouse_connect.driver.client import Client
+
+from materializer.training._model import FeatureSpec
+
+__all__ = ["SchemaSource", "feature_specs", "spec_from_compiled"]
+
+
+class SchemaSource(Protocol):
+    """What compiling a definition needs from the registry."""
+
+    def latest(self, subject: str) -> Any: ...
+
+
+def spec_from_compiled(compiled: Any, *, aggregation: str = "") -> FeatureSpec:
+    """A :class:`FeatureSpec` from a ``CompiledFeature`` (materializer.features)."""
+    return FeatureSpec(
+        name=compiled.name,
+        version=int(compiled.version),
+        entity_type=compiled.entity_type,
+        subject=compiled.subject,
+        entity_expr=compiled.entity_expr,
+        value_agg=compiled.value_agg,
+        filter_expr=compiled.filter_expr or "1",
+        window_ms=compiled.window_ms,
+        default_sql=compiled.default_sql,
+        aggregation=aggregation,
+    )
+
+
+def _written(defn: Any) -> str:
+    """The aggregation as the definition file wrote it (for comments and the report)."""
+    if defn.aggregation is not None:
+        return str(defn.aggregation)
+    attribute = defn.attribute
+    return f"{attribute.mode} of {attribute.column}"
+
+
+def feature_specs(
+    client: Client, registry: SchemaSource, names: Sequence[str]
+) -> list[FeatureSpec]:
+    """The current (or ``name@v``-pinned) versions of ``names``, compiled against their
+    source subject's latest schema (payloads in ``events`` are upcast to it)."""
+    from materializer.features import load_definitions
+
+    specs = []
+    for defn in load_definitions(client, list(names)):
+        compiled = defn.compiled(registry.latest(defn.source))
+        specs.append(spec_from_compiled(compiled, aggregation=_written(defn)))
+    return specs

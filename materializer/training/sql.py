@@ -1,0 +1,517 @@
+"""Every SQL statement of training-set extraction, from one set of templates.
+
+The extraction is one ClickHouse query that runs as-is in clickhouse-client against the
+same tables. Its shape, one named CTE per step:
+
+``spine``
+    the rows to label: ``observation_id``, ``observed_at``, one column per entity type,
+    the label columns.
+``f_<feature>`` (lifetime features)
+    ``f_<feature>__running``: the feature's aggregate evaluated as a running window
+    function over the entity's events in (occurred_at, ingested_at, event_id) order;
+    ``f_<feature>__history``: one row per entity and time, the value once every event at
+    that time is in; ``f_<feature>``: ``ASOF LEFT JOIN`` of the spine to the last history
+    row strictly before ``observed_at``. Linear in events + spine rows, whatever the
+    skew: a hot entity is one sorted run, never a cross product.
+``f_<feature>`` (windowed features)
+    the events of the entity in [observed_at - window, observed_at), matched through
+    window-sized time buckets (each spine row looks at two buckets), then aggregated per
+    spine row. The work per row is bounded by the events of two windows, never the
+    entity's whole history.
+final ``SELECT``
+    the spine ``LEFT JOIN`` each feature, with the feature's default (0 for count-like
+    aggregates, NULL for value-like ones) where no event qualified.
+
+Arrival-time mode orders and cuts by ``greatest(occurred_at, ingested_at)``: an event is
+usable at t exactly when occurred_at < t and ingested_at < t.
+
+User strings reach SQL only as quoted literals (:func:`literal`) or validated, quoted
+identifiers (:func:`ident`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from clickhouse_connect.driver.binding import format_str, quote_identifier
+
+from materializer.training._expr import aggregate_calls, over_window
+from materializer.training._model import (
+    OBSERVATION_ID,
+    OBSERVED_AT,
+    FeatureSpec,
+    ResolvedSpine,
+    check_identifier,
+)
+
+__all__ = [
+    "audit_sql",
+    "is_invertible",
+    "label_types_sql",
+    "literal",
+    "stats_sql",
+    "training_set_sql",
+    "value_types_sql",
+]
+
+IsAggregate = Callable[[str], bool]
+
+_INDENT = "    "
+
+
+def literal(value: str) -> str:
+    """A ClickHouse string literal for ``value``."""
+    return str(format_str(value))
+
+
+def ident(name: str) -> str:
+    """A quoted identifier for a validated name."""
+    return str(quote_identifier(check_identifier(name, "column")))
+
+
+def _json_path(column: str, path: str) -> str:
+    """``column, 'a', 'b'``: the JSONExtract arguments addressing dotted ``path``."""
+    return ", ".join([column, *(literal(part) for part in path.split("."))])
+
+
+def json_key_expr(column: str, path: str) -> str:
+    """An entity key read from JSON ``column`` at ``path`` as String: strings as they are,
+    numbers and booleans as their JSON text, absent or null as NULL."""
+    if path == "entity_key":
+        return "entity_key"
+    args = _json_path(column, path)
+    return (
+        f"multiIf(JSONType({args}) = 'String', JSONExtractString({args}), "
+        f"JSONType({args}) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw({args}), "
+        "NULL)"
+    )
+
+
+def _table(database: str, table: str) -> str:
+    return f"{quote_identifier(database)}.{quote_identifier(table)}"
+
+
+def _ms(column: str) -> str:
+    return f"toUnixTimestamp64Milli({column})"
+
+
+def _bucket(column: str, window_ms: int) -> str:
+    """floor(ms / window): intDiv truncates toward zero, so correct negative remainders."""
+    ms = _ms(column)
+    return f"(intDiv({ms}, {window_ms}) - ({ms} % {window_ms} < 0))"
+
+
+def _window_text(window_ms: int | None) -> str:
+    if window_ms is None:
+        return "lifetime"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if window_ms % size == 0:
+            return f"window {window_ms // size}{unit}"
+    return f"window {window_ms}ms"
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split())  # one line, so `--` covers all of it
+
+
+# --------------------------------------------------------------------------- spine
+
+
+def label_types_sql(spine: ResolvedSpine, database: str, label_paths: Sequence[str]) -> str:
+    """JSON types seen per label key: ``(key, [JSONType, ...])`` rows.
+
+    For an observations spine every key of ``labels`` is a label; for a subject spine
+    ``label_paths`` are the payload fields to copy."""
+    if spine.kind == "observations":
+        return (
+            "SELECT key, groupUniqArray(JSONType(labels, key)) AS types\n"
+            f"FROM {_table(database, 'observations')} FINAL\n"
+            "ARRAY JOIN JSONExtractKeys(labels) AS key\n"
+            f"WHERE spine = {literal(spine.source)}\n"
+            "GROUP BY key ORDER BY key"
+        )
+    selects = [
+        f"SELECT {literal(path)} AS key, "
+        f"groupUniqArray(JSONType({_json_path('payload', path)})) AS types\n"
+        f"FROM {_table(database, 'events')} FINAL WHERE subject = {literal(spine.source)}"
+        for path in label_paths
+    ]
+    return "\nUNION ALL\n".join(selects)
+
+
+def _label_expr(column: str, path: str, ch_type: str) -> str:
+    args = _json_path(column, path)
+    if ch_type == "Nullable(String)":
+        # strings as they are; anything else (objects, arrays, mixed types) as JSON text
+        return (
+            f"multiIf(JSONType({args}) = 'String', JSONExtractString({args}), "
+            f"JSONType({args}) IN ('Null', ''), NULL, JSONExtractRaw({args}))"
+        )
+    return f"JSONExtract({args}, {literal(ch_type)})"
+
+
+def _spine_cte(spine: ResolvedSpine, database: str) -> str:
+    lines: list[str] = []
+    if spine.kind == "observations":
+        lines.append(f"-- the rows to label: observations posted under spine {spine.source!r}")
+        cols = [f"observation_id AS {OBSERVATION_ID}", f"observed_at AS {OBSERVED_AT}"]
+        cols += [
+            f"if(mapContains(entities, {literal(key)}), entities[{literal(key)}], NULL) "
+            f"AS {ident(etype)}"
+            for etype, key in spine.entities.items()
+        ]
+        cols += [f"{_label_expr('labels', lbl.source, lbl.type)} AS {ident(lbl.name)}"
+                 for lbl in spine.labels]
+        source = f"{_table(database, 'observations')} FINAL"
+        where = [f"spine = {literal(spine.source)}"]
+    else:
+        lines.append(
+            f"-- the rows to label: every event of subject {spine.source!r}, at its occurred_at"
+        )
+        cols = [f"event_id AS {OBSERVATION_ID}", f"occurred_at AS {OBSERVED_AT}"]
+        cols += [f"{json_key_expr('payload', path)} AS {ident(etype)}"
+                 for etype, path in spine.entities.items()]
+        cols += [f"{_label_expr('payload', lbl.source, lbl.type)} AS {ident(lbl.name)}"
+                 for lbl in spine.labels]
+        source = f"{_table(database, 'events')} FINAL"
+        where = [f"subject = {literal(spine.source)}"]
+    time_col = "observed_at" if spine.kind == "observations" else "occurred_at"
+    if spine.start:
+        where.append(f"{time_col} >= toDateTime64({literal(spine.start)}, 3, 'UTC')")
+    if spine.end:
+        where.append(f"{time_col} < toDateTime64({literal(spine.end)}, 3, 'UTC')")
+    body = ",\n".join(f"{_INDENT * 2}{c}" for c in cols)
+    lines += [
+        "spine AS MATERIALIZED (",
+        f"{_INDENT}SELECT",
+        body,
+        f"{_INDENT}FROM {source}",
+        f"{_INDENT}WHERE " + f"\n{_INDENT}  AND ".join(where),
+        ")",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- features
+
+_INVERTIBLE = {"count", "countIf", "sum", "sumIf"}
+_INTEGER_TYPES = {f"{p}Int{n}" for p in ("", "U") for n in (8, 16, 32, 64, 128, 256)}
+
+
+def is_invertible(f: FeatureSpec, value_type: str, is_aggregate: IsAggregate) -> bool:
+    """Whether a windowed feature's value over [t - w, t) is exactly the running total at
+    t minus the one at t - w: one count/countIf/sum/sumIf call with an integer result
+    (float sums are left to the direct evaluation, whose rounding matches online)."""
+    expr = f.value_agg.strip()
+    spans = aggregate_calls(expr, is_aggregate)
+    if spans != [(0, len(expr))] or value_type not in _INTEGER_TYPES:
+        return False
+    name, _, args = expr.partition("(")
+    return name.strip() in _INVERTIBLE and not args.lstrip().upper().startswith("DISTINCT")
+
+
+def value_types_sql(features: Sequence[FeatureSpec], database: str) -> str:
+    """The result type of each feature's aggregation (one row, one column per feature)."""
+    cols = ", ".join(f"toTypeName({f.value_agg})" for f in features)
+    return f"SELECT {cols} FROM {_table(database, 'events')} WHERE 0"
+
+
+@dataclass
+class _Group:
+    """Features computed by one pass over the same events: same subject, entity and filter
+    (and, for windowed joins, the same window)."""
+
+    cte: str
+    entity_type: str
+    subject: str
+    entity_expr: str
+    filter_expr: str
+    window_ms: int | None = None  # windowed joins only
+    features: list[FeatureSpec] = field(default_factory=list)
+    differences: dict[str, str] = field(default_factory=dict)  # name -> value type
+
+
+def plan_groups(
+    features: Sequence[FeatureSpec], differences: Mapping[str, str], arrival_time: bool
+) -> list[_Group]:
+    """Running groups (lifetime features and windowed running differences) and windowed
+    join groups, in first-use order."""
+    groups: dict[tuple[object, ...], _Group] = {}
+    for f in features:
+        running = f.window_ms is None or (f.name in differences and not arrival_time)
+        window = None if running else f.window_ms
+        key = (running, f.subject, f.entity_type, f.entity_expr, f.filter_expr, window)
+        group = groups.get(key)
+        if group is None:
+            kind = "running" if running else f"window_{_window_text(window)[7:]}"
+            group = _Group(f"{f.entity_type}_{kind}_{len(groups) + 1}", f.entity_type,
+                           f.subject, f.entity_expr, f.filter_expr, window)
+            groups[key] = group
+        group.features.append(f)
+        if running and f.window_ms is not None:
+            group.differences[f.name] = differences[f.name]
+    return list(groups.values())
+
+
+def _events_where(g: _Group, indent: str) -> str:
+    """The events a group reads: its subject and filter, for the spine's entities, before
+    the spine's last time (later events can never be used)."""
+    return (
+        f"{indent}WHERE subject = {literal(g.subject)}\n"
+        f"{indent}  AND ({g.filter_expr})\n"
+        f"{indent}  AND entity IN (SELECT {ident(g.entity_type)} FROM spine)\n"
+        f"{indent}  AND occurred_at < (SELECT max({OBSERVED_AT}) FROM spine)"
+    )
+
+
+def _describe(f: FeatureSpec) -> str:
+    return (f"--   {f.label}: {_comment(f.aggregation or f.value_agg)}, "
+            f"{_window_text(f.window_ms)}; no events -> {f.default_sql}")
+
+
+def _group_header(g: _Group) -> list[str]:
+    where = "" if g.filter_expr.strip() in ("", "1") else f" where {_comment(g.filter_expr)}"
+    return [f"-- per {g.entity_type}, from {g.subject}{where}:", *map(_describe, g.features)]
+
+
+def _running_ctes(
+    g: _Group, database: str, arrival_time: bool, is_aggregate: IsAggregate
+) -> str:
+    """Each feature's aggregate as a running window function over the entity's events;
+    one history row per entity and time; an ASOF join per spine row (and per window of a
+    running difference)."""
+    values = [f"{over_window(f.value_agg, 'running', is_aggregate)} AS r_{f.name}"
+              for f in g.features]
+    if arrival_time:
+        at = "greatest(occurred_at, ingested_at)"
+        order = f"{at}, occurred_at, ingested_at, event_id"
+        cols = [f"{g.entity_expr} AS entity", f"{at} AS at", "occurred_at, ingested_at, event_id",
+                *values, "max(occurred_at) OVER running AS r_last_occurred",
+                "max(ingested_at) OVER running AS r_last_ingested"]
+        lineage = ["r_last_occurred AS last_occurred_at", "r_last_ingested AS last_ingested_at"]
+        cut = "the values once every event known (occurred and ingested) by then is in"
+    else:
+        order = "occurred_at, ingested_at, event_id"
+        cols = [f"{g.entity_expr} AS entity", "occurred_at AS at", "ingested_at, event_id",
+                *values]
+        lineage = ["at AS last_occurred_at"]
+        cut = "the values once every event at that time is in"
+    cols.append(
+        "leadInFrame(toNullable(at)) OVER (PARTITION BY entity ORDER BY "
+        f"{order} ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next_at"
+    )
+    history = ["entity", "at", *(f"r_{f.name} AS v_{f.name}" for f in g.features), *lineage]
+    key = ident(g.entity_type)
+    windows = sorted({f.window_ms for f in g.features if f.window_ms is not None})
+    starts = [f"{OBSERVED_AT} - toIntervalMillisecond({w}) AS start_{w}" for w in windows]
+    out = ["s.observation_id AS observation_id"]
+    for f in g.features:
+        if f.window_ms is None:
+            out.append(f"h.v_{f.name} AS {f.name}")
+            out.append(f"h.last_occurred_at AS {f.name}__last_occurred_at")
+        else:
+            w = f.window_ms
+            out.append(f"CAST(coalesce(h.v_{f.name}, 0) - coalesce(b_{w}.v_{f.name}, 0) "
+                       f"AS {g.differences[f.name]}) AS {f.name}")
+            out.append(f"if(h.at >= s.start_{w}, h.last_occurred_at, NULL) "
+                       f"AS {f.name}__last_occurred_at")
+        if arrival_time:
+            out.append(f"h.last_ingested_at AS {f.name}__last_ingested_at")
+    joins = [f"{_INDENT}ASOF LEFT JOIN {g.cte}__history AS h",
+             f"{_INDENT * 2}ON h.entity = s.{key} AND s.{OBSERVED_AT} > h.at"]
+    for w in windows:
+        joins += [f"{_INDENT}ASOF LEFT JOIN {g.cte}__history AS b_{w}",
+                  f"{_INDENT * 2}ON b_{w}.entity = s.{key} AND s.start_{w} > b_{w}.at"]
+    what = "the last history row strictly before observed_at"
+    if windows:
+        what += (" and, for windowed totals, the one strictly before observed_at - window"
+                 " (the difference counts the events in the window)")
+    return "\n".join([
+        *_group_header(g),
+        f"-- running values after each event, in ({order}) order",
+        f"{g.cte}__running AS (",
+        f"{_INDENT}SELECT",
+        ",\n".join(f"{_INDENT * 2}{c}" for c in cols),
+        f"{_INDENT}FROM {_table(database, 'events')} FINAL",
+        _events_where(g, _INDENT),
+        f"{_INDENT}WINDOW running AS (PARTITION BY entity ORDER BY {order}",
+        f"{_INDENT * 4}ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+        "),",
+        f"-- one row per {g.entity_type} and time: {cut}",
+        f"{g.cte}__history AS (",
+        f"{_INDENT}SELECT " + ", ".join(history),
+        f"{_INDENT}FROM {g.cte}__running",
+        f"{_INDENT}WHERE next_at IS NULL OR next_at != at  -- the last event at that time",
+        "),",
+        f"-- each spine row takes {what}",
+        f"{g.cte} AS (",
+        f"{_INDENT}SELECT",
+        ",\n".join(f"{_INDENT * 2}{c}" for c in out),
+        f"{_INDENT}FROM (SELECT observation_id, {OBSERVED_AT}, {key}"
+        + "".join(f", {st}" for st in starts) + " FROM spine) AS s",
+        *joins,
+        ")",
+    ])
+
+
+def _windowed_cte(g: _Group, database: str, arrival_time: bool) -> str:
+    """The events in [observed_at - window, observed_at) of each spine row's entity, found
+    through window-sized time buckets, aggregated per spine row."""
+    w = g.window_ms
+    assert w is not None
+    conditions = [
+        f"{_ms('e.occurred_at')} >= {_ms('s.' + OBSERVED_AT)} - {w}",
+        f"e.occurred_at < s.{OBSERVED_AT}",
+    ]
+    out = ["s.observation_id AS observation_id"]
+    for f in g.features:
+        out.append(f"{f.value_agg} AS {f.name}")
+        out.append(f"max(e.occurred_at) AS {f.name}__last_occurred_at")
+        out.append(f"min(e.occurred_at) AS {f.name}__first_occurred_at")
+    if arrival_time:
+        conditions.append(f"e.ingested_at < s.{OBSERVED_AT}")
+        out += [f"max(e.ingested_at) AS {f.name}__last_ingested_at" for f in g.features]
+    # quarter-window buckets: a row looks at its bucket and the 4 before, so it reads
+    # at most 1.25 windows of its entity's events
+    parts = 4 if w % 4 == 0 else 1
+    size = w // parts
+    bucket = _bucket(OBSERVED_AT, size)
+    return "\n".join([
+        *_group_header(g),
+        f"-- the events of each spine row's {g.entity_type} in [observed_at - "
+        f"{_window_text(w)[7:]}, observed_at), found through time buckets of "
+        f"{_window_text(size)[7:]}",
+        f"-- (the row's bucket and the {parts} before)",
+        f"{g.cte} AS (",
+        f"{_INDENT}SELECT",
+        ",\n".join(f"{_INDENT * 2}{c}" for c in out),
+        f"{_INDENT}FROM (",
+        f"{_INDENT * 2}SELECT *, {g.entity_expr} AS entity, "
+        f"{_bucket('occurred_at', size)} AS bucket",
+        f"{_INDENT * 2}FROM {_table(database, 'events')} FINAL",
+        _events_where(g, _INDENT * 2),
+        f"{_INDENT}) AS e",
+        f"{_INDENT}INNER JOIN (",
+        f"{_INDENT * 2}SELECT observation_id, {OBSERVED_AT}, {ident(g.entity_type)} AS entity,",
+        f"{_INDENT * 3}arrayJoin(range({bucket} - {parts}, {bucket} + 1)) AS bucket",
+        f"{_INDENT * 2}FROM spine",
+        f"{_INDENT}) AS s ON e.entity = s.entity AND e.bucket = s.bucket",
+        f"{_INDENT}WHERE " + f"\n{_INDENT}  AND ".join(conditions),
+        f"{_INDENT}GROUP BY s.observation_id",
+        ")",
+    ])
+
+
+def audit_columns(f: FeatureSpec, arrival_time: bool) -> list[str]:
+    """Lineage columns kept per feature for the leakage audit."""
+    cols = [f"{f.name}__last_occurred_at"]
+    if f.window_ms is not None:
+        cols.append(f"{f.name}__first_occurred_at")
+    if arrival_time:
+        cols.append(f"{f.name}__last_ingested_at")
+    return cols
+
+
+def training_set_sql(
+    spine: ResolvedSpine,
+    features: Sequence[FeatureSpec],
+    *,
+    database: str,
+    arrival_time: bool,
+    is_aggregate: IsAggregate,
+    audit: bool = False,
+    differences: Mapping[str, str] | None = None,
+) -> str:
+    """The extraction query. With ``audit``, each feature also returns the time range of
+    the events it used (``<feature>__last_occurred_at`` ...), which :func:`audit_sql` checks.
+    ``differences`` maps windowed features whose value is a difference of running totals
+    (see :func:`is_invertible`) to their value type."""
+    mode = (
+        "arrival time: events with occurred_at < observed_at AND ingested_at < observed_at"
+        if arrival_time
+        else "event time: events with occurred_at < observed_at"
+    )
+    header = [
+        "-- Sluicegate training set: each spine row with its features as they were just",
+        "-- before observed_at.",
+        f"-- Mode: {mode};",
+        "-- windowed features also need occurred_at >= observed_at - window. Ties on",
+        "-- occurred_at are taken in (ingested_at, event_id) order. No qualifying event:",
+        "-- 0 for count-like features, NULL for value-like ones.",
+        f"-- Features: {', '.join(f.label for f in features)}",
+    ]
+    groups = plan_groups(features, differences or {}, arrival_time)
+    ctes = [_spine_cte(spine, database)]
+    for g in groups:
+        if g.window_ms is None:
+            ctes.append(_running_ctes(g, database, arrival_time, is_aggregate))
+        else:
+            ctes.append(_windowed_cte(g, database, arrival_time))
+    owner = {f.name: g.cte for g in groups for f in g.features}
+    select = [f"s.{ident(c)} AS {ident(c)}" for c in spine.columns]
+    for f in features:
+        value = f"{owner[f.name]}.{ident(f.name)}"
+        expr = value if f.default_sql == "NULL" else f"coalesce({value}, {f.default_sql})"
+        select.append(f"{expr} AS {ident(f.name)}")
+    if audit:
+        for f in features:
+            for col in audit_columns(f, arrival_time):
+                source = owner[f.name]
+                if col.endswith("__first_occurred_at") and f.name in (differences or {}) \
+                        and not arrival_time:
+                    # a running difference uses exactly the events after the window start
+                    select.append(f"CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS {ident(col)}")
+                else:
+                    select.append(f"{source}.{ident(col)} AS {ident(col)}")
+    joins = [f"LEFT JOIN {g.cte} ON {g.cte}.observation_id = s.observation_id" for g in groups]
+    return "\n".join([
+        *header,
+        "WITH",
+        ",\n".join(ctes),
+        "SELECT",
+        ",\n".join(f"{_INDENT}{c}" for c in select),
+        "FROM spine AS s",
+        *joins,
+        *([] if audit else [f"ORDER BY {OBSERVED_AT}, {OBSERVATION_ID}"]),
+        "SETTINGS join_use_nulls = 1",
+    ])
+
+
+def audit_sql(table: str, features: Sequence[FeatureSpec], *, arrival_time: bool) -> str:
+    """The leakage audit over a materialized extraction (``table`` holds the audit columns):
+    per feature, the rows whose value used an event at or after observed_at (by occurred_at;
+    in arrival-time mode also by ingested_at) or before the window. Every count must be 0."""
+    parts = []
+    for f in features:
+        occurred = f"countIf({ident(f.name + '__last_occurred_at')} >= {OBSERVED_AT})"
+        ingested = (
+            f"countIf({ident(f.name + '__last_ingested_at')} >= {OBSERVED_AT})"
+            if arrival_time else "0"
+        )
+        window = (
+            f"countIf({_ms(ident(f.name + '__first_occurred_at'))} < "
+            f"{_ms(OBSERVED_AT)} - {f.window_ms})"
+            if f.window_ms is not None else "0"
+        )
+        latest = f"max({ident(f.name + '__last_occurred_at')})"
+        parts.append(
+            f"SELECT {literal(f.name)} AS feature,\n"
+            f"{_INDENT}{occurred} AS used_event_at_or_after_t,\n"
+            f"{_INDENT}{ingested} AS used_event_ingested_at_or_after_t,\n"
+            f"{_INDENT}{window} AS used_event_before_window,\n"
+            f"{_INDENT}countIf({ident(f.name + '__last_occurred_at')} IS NOT NULL)"
+            " AS rows_with_events,\n"
+            f"{_INDENT}{latest} AS latest_event_used\n"
+            f"FROM {table}"
+        )
+    return "\nUNION ALL\n".join(parts)
+
+
+def stats_sql(table: str, columns: Sequence[str]) -> str:
+    """Row count, time range and the null rate of each of ``columns`` in ``table``."""
+    rates = ", ".join(f"avg({ident(c)} IS NULL)" for c in columns) or "0"
+    return (
+        f"SELECT count() AS rows, min({OBSERVED_AT}) AS first, max({OBSERVED_AT}) AS last, "
+        f"[{rates}] AS null_rates FROM {table}"
+    )

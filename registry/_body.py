@@ -1,0 +1,93 @@
+"""Request helpers for the registry routes: bounded body reading, JSON parsing, query
+booleans and version ids, and the Confluent media type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+
+from sluicegate.errors import BadRequest, InvalidVersion, MalformedBody, PayloadTooLarge
+
+MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+_MAX_VERSION = 2**31 - 1
+
+
+def respond(content: Any, status: int = 200) -> Response:
+    """A JSON response in the Confluent media type."""
+    return Response(orjson.dumps(content), status_code=status, media_type=MEDIA_TYPE)
+
+
+def _limit(request: Request) -> int:
+    settings = getattr(request.app.state, "settings", None)
+    return int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY))
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, refusing bodies over ``max_body_bytes`` (413) and
+    malformed JSON (400)."""
+    limit = _limit(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise MalformedBody("request body is empty; a JSON object is expected")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from exc
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter, case-insensitive (clients send True/False/true/false)."""
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"query parameter {name}={value!r} is not a boolean (true or false)")
+
+
+def version_id(value: str) -> int:
+    """A version path segment: ``latest`` or -1 (latest), or 1..2^31-1; 42202 otherwise."""
+    if value.lower() == "latest":
+        return -1
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number == -1 or 1 <= number <= _MAX_VERSION:
+        return number
+    raise InvalidVersion(
+        f"The specified version '{value}' is not a valid version id. Allowed values are "
+        f'between [1, {_MAX_VERSION}] and the string "latest"'
+    )
+
+
+def openapi_body(model: type[Any]) -> dict[str, Any]:
+    """The OpenAPI requestBody of a route that reads its body itself (see read_json)."""
+    schema = model.model_json_schema(by_alias=True)
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                MEDIA_TYPE: {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+    }

@@ -1,0 +1,87 @@
+"""A materializer in its own process, driven over stdin/stdout (one JSON command per line),
+for tests that must act on the store from inside the process that owns it: make the
+target table disappear and come back (a real ClickHouse failure), or count physical rows
+(``final = 0``), which the read-only /v1/sql cannot.
+
+Run: python mz_harness.py DATA_DIR KAFKA_BOOTSTRAP
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from materializer.loader import ClickHouseSink, Materializer, MaterializerConfig, group_id
+from materializer.loader._batch import Batch, EventColumns, Plan
+from migrations import apply_clickhouse_migrations, clickhouse_migrations
+from registry import Principal, Registry, SchemaType
+from sluicegate.clickhouse import connect
+
+
+def main() -> None:
+    data_dir, bootstrap = Path(sys.argv[1]), sys.argv[2]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    registry = Registry.open(f"sqlite:///{data_dir / 'registry.db'}")
+    client = connect(None, data_dir)
+    apply_clickhouse_migrations(client)
+    admin = Principal("admin", admin=True)
+    loaders: list[Materializer] = []
+
+    def handle(cmd: dict[str, Any]) -> Any:
+        op = cmd["op"]
+        if op == "register":
+            result = registry.register(
+                cmd["subject"], cmd["schema"], SchemaType(cmd["type"]), principal=admin
+            )
+            return {"id": result.id, "version": result.version}
+        if op == "start":  # loads only the given topics: the shared broker holds others'
+            config = MaterializerConfig(
+                kafka_bootstrap=bootstrap, group_id=group_id(client), retry_max_s=1.0,
+                subscription=cmd["topic"],
+            )
+            loaders.append(Materializer(config, ClickHouseSink(connect(None, data_dir)), registry))
+            loaders[0].start()
+            return True
+        if op == "sql":
+            return [list(r) for r in client.query(cmd["query"]).result_rows]
+        if op == "command":
+            client.command(cmd["sql"])
+            return True
+        if op == "status":
+            return {"blocked": loaders[0].blocked, "running": loaders[0].running}
+        if op == "replay":  # one load written, then replayed with the same plan
+            sink = ClickHouseSink(connect(None, data_dir))
+            plan = Plan.for_range(cmd["topic"], 0, 0, len(cmd["rows"]) - 1)
+            for planned in (False, True):
+                events = EventColumns()
+                for row in cmd["rows"]:
+                    events.append(tuple(row))
+                sink.write([Batch(plan, events, [], planned)])
+            return True
+        if op == "migrate":
+            found = clickhouse_migrations(Path(cmd["dir"]))
+            return apply_clickhouse_migrations(client, found)
+        if op == "stop":
+            for loader in loaders:
+                loader.stop()
+            return True
+        raise ValueError(f"unknown op {op!r}")
+
+    print(orjson.dumps({"ok": True}).decode(), flush=True)
+    for line in sys.stdin:
+        cmd = orjson.loads(line)
+        try:
+            reply = {"ok": True, "result": handle(cmd)}
+        except Exception as exc:
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        print(orjson.dumps(reply).decode(), flush=True)
+        if cmd["op"] == "stop":
+            break
+    registry.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""ClickHouse unavailable for a while (the target table renamed away: a real ClickHouse
+failure, triggered inside the process that owns the chDB store): the materializer pauses,
+commits nothing past what is loaded, and loads everything exactly once when it returns.
+Also: a load replayed with its recorded plan is dropped by ClickHouse."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from mz_support import Harness, delete_topics, envelope, produce, producer, wait_for
+
+from sluicegate.naming import topic_for_subject
+
+SCHEMA = {"type": "object", "properties": {"i": {"type": "integer"}}, "required": ["i"]}
+
+
+@pytest.fixture
+def harness(tmp_path: Path, stack: Any) -> Iterator[Harness]:
+    h = Harness(tmp_path / "store", stack.kafka_bootstrap)
+    yield h
+    h.close()
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    """Sum over the topic's partitions of the group's committed offsets."""
+    partitions = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions.topics[topic].partitions]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+    finally:
+        consumer.close()
+
+
+def test_clickhouse_unavailable_pauses_then_loads_everything_once(
+    harness: Harness, stack: Any, unique: str
+) -> None:
+    bootstrap: str = stack.kafka_bootstrap
+    subject = f"mz.down{unique}"
+    topic = topic_for_subject(subject)
+    reg = harness("register", subject=subject, schema=orjson.dumps(SCHEMA).decode(), type="JSON")
+    group = "sluicegate-materializer-" + harness("sql", query="SELECT toString(id) FROM store")[0][0]
+    p = producer(bootstrap)
+
+    def send(lo: int, hi: int) -> None:
+        produce(p, (envelope(subject, reg["id"], reg["version"], f"{unique}-{i}", f"k{i % 13}",
+                             1_700_000_000_000 + i, {"i": i}) for i in range(lo, hi)),
+                lambda e: orjson.dumps(e.payload))
+
+    def loaded(table: str = "events") -> int:
+        return int(harness("sql", query=f"SELECT count() FROM {table} "
+                                        f"WHERE subject = '{subject}'")[0][0])
+
+    try:
+        harness("start", topic=topic)
+        send(0, 1_000)
+        wait_for(lambda: loaded() == 1_000, what="the first 1,000 events")
+        wait_for(lambda: _committed(bootstrap, group, topic) == 1_000, what="commits")
+
+        harness("command", sql="RENAME TABLE events TO events_offline")
+        send(1_000, 3_000)
+        wait_for(lambda: harness("status")["blocked"], what="the materializer to pause")
+        time.sleep(3)  # several retries with backoff happen meanwhile
+        assert harness("status")["blocked"]
+        assert _committed(bootstrap, group, topic) == 1_000  # nothing committed past the load
+        assert loaded("events_offline") == 1_000
+
+        harness("command", sql="RENAME TABLE events_offline TO events")
+        wait_for(lambda: loaded() == 3_000, what="all 3,000 events after recovery")
+        wait_for(lambda: not harness("status")["blocked"], what="the materializer to resume")
+        wait_for(lambda: _committed(bootstrap, group, topic) == 3_000, what="commits")
+        time.sleep(1)
+        # The harness's client reads without FINAL: these are the physical rows.
+        count, distinct, total = harness(
+            "sql", query="SELECT count(), uniqExact(event_id), sum(JSONExtractUInt(payload, 'i')) "
+                         f"FROM events WHERE subject = '{subject}'")[0]
+        assert (count, distinct, int(total)) == (3_000, 3_000, sum(range(3_000)))
+    finally:
+        delete_topics(bootstrap, subject)
+
+
+def test_replayed_load_is_dropped_by_clickhouse(harness: Harness, unique: str) -> None:
+    topic = f"sg.mz.replay{unique}"
+    rows = [
+        [f"{unique}-{i}", "mz.replay", "k", ms, ms, "http", "t", "", 1, 1, 1, "{}", topic, 0, i]
+        for i, ms in enumerate([1_704_067_199_000, 1_704_067_201_000, 1_706_745_600_000])
+    ]  # 2023-12-31, 2024-01-01, 2024-02-01: three month partitions, one token each
+    harness("replay", topic=topic, rows=rows)
+    physical = harness("sql", query=f"SELECT count() FROM events WHERE kafka_topic = '{topic}'")
+    assert physical == [[3]]
+    plans = harness("sql", query="SELECT count() FROM materializer_batches "
+                                 f"WHERE topic = '{topic}'")
+    assert plans == [[1]]

@@ -1,0 +1,26 @@
+"""The gateway's public API is what ``gateway.__all__`` says, and nothing else."""
+
+from __future__ import annotations
+
+import gateway
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(gateway.__all__) == [
+        "Delivery",
+        "Gateway",
+        "Incoming",
+        "KafkaSink",
+        "OutboundRecord",
+        "Outcome",
+        "Reason",
+        "SluicegateClient",
+        "Validators",
+        "Violation",
+        "batch_event_id",
+        "producer_config",
+        "router",
+        "start_gateway",
+    ]
+    for name in gateway.__all__:
+        assert getattr(gateway, name) is not None
