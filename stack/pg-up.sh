@@ -27,9 +27,6 @@ if [ ! -s "$PGROOT/data/PG_VERSION" ]; then
       --encoding=UTF8 --locale=C.UTF-8 >"$PGROOT/initdb.log" 2>&1 \
    || { cat "$PGROOT/initdb.log"; exit 1; }
   cat >>"$PGROOT/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $PGPORT
-unix_socket_directories = '$PGROOT'
 wal_level = logical
 max_replication_slots = 20
 max_wal_senders = 20
@@ -46,7 +43,9 @@ host    replication  all   127.0.0.1/32     trust
 HBA
 fi
 if ! "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" status >/dev/null 2>&1; then
-  "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/postgres.log" -w -t 60 start >/dev/null
+  # address, port and socket are given at each start, so they follow the current settings
+  "${RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/postgres.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGROOT" start >/dev/null
   started=1
 fi
 PSQL=("${RUN_AS[@]}" "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
