@@ -172,6 +172,27 @@ def preflight(cfg: DatabaseConfig, password: str | None) -> list[str]:
     return warnings
 
 
+def ensure_full_replica_identity(cfg: DatabaseConfig, password: str | None) -> list[str]:
+    """Set REPLICA IDENTITY FULL on the captured tables that lack it (when the config asks
+    for it), before the connector starts: Debezium's own autoset runs only once streaming
+    begins, so a delete right after the snapshot would otherwise carry only the key.
+    Returns the tables changed."""
+    if not cfg.replica_identity_full:
+        return []
+    changed = []
+    with open_source(cfg, password) as conn:
+        for t in cfg.tables:
+            info = describe_table(conn, t.schema_name, t.table_name)
+            if info is not None and not info.full_identity:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(
+                        sql.Identifier(t.schema_name, t.table_name)
+                    )
+                )
+                changed.append(t.name)
+    return changed
+
+
 @dataclass(frozen=True)
 class SlotInfo:
     name: str

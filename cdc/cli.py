@@ -12,7 +12,14 @@ import httpx
 import typer
 
 from cdc._bridge import create_raw_topics
-from cdc._catalog import drop_publication, drop_slot, open_source, preflight, slot_info
+from cdc._catalog import (
+    drop_publication,
+    drop_slot,
+    ensure_full_replica_identity,
+    open_source,
+    preflight,
+    slot_info,
+)
 from cdc._config import DatabaseConfig, load_configs, resolve_config
 from cdc._connect import ConnectClient
 from cdc._render import render_connector_config
@@ -91,6 +98,8 @@ def _apply_one(cfg: DatabaseConfig, settings: Settings, wait: bool, timeout: flo
     password = cfg.password(os.environ)
     for warning in preflight(cfg, password):
         typer.echo(f"warning: {cfg.name}: {warning}", err=True)
+    for table in ensure_full_replica_identity(cfg, password):
+        typer.echo(f"{cfg.name}: {table}: REPLICA IDENTITY FULL (deletes carry the whole row)")
     config = render_connector_config(cfg, password=password)
     with ConnectClient(settings.connect_url) as connect:
         errors = connect.validate(cfg.connector_name, config)
