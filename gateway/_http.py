@@ -120,16 +120,23 @@ def _json(body: Any, status: int) -> Response:
 
 
 class _Timer:
-    """Request latency per endpoint and status (errors included)."""
+    """Request latency per endpoint and status, errors included: ``with _Timer(...) as t``
+    records ``t.status`` (set by the route) or the status of the SluicegateError raised."""
 
-    __slots__ = ("endpoint", "gw", "started")
+    __slots__ = ("endpoint", "gw", "started", "status")
 
     def __init__(self, gw: Gateway, endpoint: str) -> None:
         self.gw, self.endpoint, self.started = gw, endpoint, time.perf_counter()
+        self.status = 500
 
-    def done(self, status: int) -> None:
+    def __enter__(self) -> _Timer:
+        return self
+
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, SluicegateError):
+            self.status = exc.status
         elapsed = time.perf_counter() - self.started
-        self.gw.metrics.request_seconds.labels(self.endpoint, str(status)).observe(elapsed)
+        self.gw.metrics.request_seconds.labels(self.endpoint, str(self.status)).observe(elapsed)
 
 
 def _batch_response(gw: Gateway, outcomes: list[Outcome]) -> Response:
@@ -160,9 +167,7 @@ async def post_event(request: Request, subject: str) -> Response:
     """Validate one event against the subject's schema and produce it to ``sg.<subject>``.
     Answers 202 only after Kafka acknowledged the event."""
     gw = _gateway(request)
-    timer = _Timer(gw, "single")
-    status = 500
-    try:
+    with _Timer(gw, "single") as timer:
         principal = await require_principal(request)
         require_media(request.headers.get("content-type"), ndjson=False)
         event_id = _idempotency_key(request)
@@ -181,13 +186,8 @@ async def post_event(request: Request, subject: str) -> Response:
             raise outcome.error
         result = dict(outcome.body)
         del result["index"], result["status"]
-        status = 202
+        timer.status = 202
         return _json(result, 202)
-    except SluicegateError as exc:
-        status = exc.status
-        raise
-    finally:
-        timer.done(status)
 
 
 @router.post(
@@ -205,9 +205,7 @@ async def post_batch(request: Request, subject: str) -> Response:
     """Validate and produce a batch. 202 when all were accepted, 207 with per-item results
     otherwise (or one error for the whole batch when ``atomic``)."""
     gw = _gateway(request)
-    timer = _Timer(gw, "batch")
-    status = 500
-    try:
+    with _Timer(gw, "batch") as timer:
         principal = await require_principal(request)
         media = require_media(request.headers.get("content-type"), ndjson=True)
         key = _idempotency_key(request)
@@ -239,13 +237,8 @@ async def post_batch(request: Request, subject: str) -> Response:
             )
         outcomes = await gw.ingest(items, principal, atomic=atomic)
         response = _batch_response(gw, outcomes)
-        status = response.status_code
+        timer.status = response.status_code
         return response
-    except SluicegateError as exc:
-        status = exc.status
-        raise
-    finally:
-        timer.done(status)
 
 
 def _mixed_item(index: int, value: Any, key: str | None) -> Incoming:
@@ -286,9 +279,7 @@ async def post_mixed(request: Request) -> Response:
     """Items ``{"subject", "event", "version"?, "event_id"?}``; per-item results as for
     ``/v1/events/{subject}/batch`` (an unknown or forbidden subject fails its items only)."""
     gw = _gateway(request)
-    timer = _Timer(gw, "mixed")
-    status = 500
-    try:
+    with _Timer(gw, "mixed") as timer:
         principal = await require_principal(request)
         media = require_media(request.headers.get("content-type"), ndjson=True)
         key = _idempotency_key(request)
@@ -304,13 +295,8 @@ async def post_mixed(request: Request) -> Response:
         ]
         outcomes = await gw.ingest(items, principal, atomic=atomic)
         response = _batch_response(gw, outcomes)
-        status = response.status_code
+        timer.status = response.status_code
         return response
-    except SluicegateError as exc:
-        status = exc.status
-        raise
-    finally:
-        timer.done(status)
 
 
 @router.get("/v1/rejections/{subject}", tags=["gateway"], responses=_ERRORS)

@@ -83,6 +83,12 @@ def sql(server: ServeProcess, query: str) -> list[list[Any]]:
         return list(r.json()["rows"])
 
 
+def loaded(server: ServeProcess) -> tuple[int, int]:
+    """Rows in ``events`` from the gateway and from CDC."""
+    rows = sql(server, "SELECT countIf(source = 'http'), countIf(source = 'cdc') FROM events")
+    return int(rows[0][0]), int(rows[0][1])
+
+
 class Monitor(threading.Thread):
     """Samples throughput and lag once a second: events the gateway accepted against rows
     that reached ClickHouse."""
@@ -92,16 +98,10 @@ class Monitor(threading.Thread):
         self.server, self.tally, self.stop_event = server, tally, threading.Event()
         self.started = time.monotonic()
 
-    def loaded(self) -> tuple[int, int]:
-        rows = sql(
-            self.server, "SELECT countIf(source = 'http'), countIf(source = 'cdc') FROM events"
-        )
-        return int(rows[0][0]), int(rows[0][1])
-
     def run(self) -> None:
         while not self.stop_event.wait(1.0):
             try:
-                http_rows, cdc_rows = self.loaded()
+                http_rows, cdc_rows = loaded(self.server)
             except httpx.HTTPError:
                 continue
             with self.tally.lock:
@@ -194,7 +194,7 @@ def _wait_loaded(
 ) -> tuple[int, int]:
     deadline = time.monotonic() + timeout
     while True:
-        http_rows, cdc_rows = Monitor(server, tally).loaded()
+        http_rows, cdc_rows = loaded(server)
         if http_rows >= tally.accepted and cdc_rows >= expected_cdc:
             return http_rows, cdc_rows
         if time.monotonic() > deadline:
