@@ -79,9 +79,27 @@ def version_id(value: str) -> int:
     )
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``#/$defs/...`` references replaced by the definitions: inside
+    an OpenAPI document those references would point at nothing."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return dict(inline(schema))
+
+
 def openapi_body(model: type[Any]) -> dict[str, Any]:
     """The OpenAPI requestBody of a route that reads its body itself (see read_json)."""
-    schema = model.model_json_schema(by_alias=True)
+    schema = _inlined(model.model_json_schema(by_alias=True))
     return {
         "requestBody": {
             "required": True,

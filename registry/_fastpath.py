@@ -27,6 +27,7 @@ class SchemaLookupFastPath:
         if (
             scope.get("method") == "GET"
             and path.startswith(_IDS_PREFIX)
+            and path[len(_IDS_PREFIX) :].isascii()
             and path[len(_IDS_PREFIX) :].isdigit()
         ):
             body = self._lookup(scope, int(path[len(_IDS_PREFIX) :]))

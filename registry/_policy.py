@@ -11,7 +11,7 @@ from registry import _compat, _migration
 from registry._model import field_paths
 from registry._schemas import ParsedSchema
 from registry._types import Compatibility, Principal, SubjectMetadata
-from sluicegate.errors import IncompatibleSchema, InvalidMigration, Unprocessable
+from sluicegate.errors import Forbidden, IncompatibleSchema, InvalidMigration, Unprocessable
 
 
 def judge(
@@ -56,9 +56,11 @@ def registration_metadata(
     principal: Principal,
 ) -> SubjectMetadata:
     """The subject's metadata after a registration (the caller may manage the subject):
-    the registrant's team owns a new subject unless ``given`` names an owner."""
+    the registrant's team owns a new subject; only admin may name another team as owner."""
     owner = current.owner if current else None
     default_owner = owner or principal.team
+    if given is not None:
+        check_owner_change(given.owner, owner, principal)
     if given is None:
         return (
             replace(current, owner=default_owner)
@@ -66,6 +68,17 @@ def registration_metadata(
             else SubjectMetadata(subject, owner=default_owner)
         )
     return replace(given, subject=subject, owner=given.owner or default_owner)
+
+
+def check_owner_change(wanted: str | None, current: str | None, principal: Principal) -> None:
+    """Only admin gives a subject to another team: a team may name itself (or keep the
+    current owner), never a team it does not belong to."""
+    if wanted is None or principal.admin or wanted == principal.team or wanted == current:
+        return
+    raise Forbidden(
+        f"metadata.owner: team '{principal.team}' may not name team '{wanted}' as owner; "
+        "only admin assigns a subject to another team"
+    )
 
 
 def check_metadata(meta: SubjectMetadata, parsed: ParsedSchema | None) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from registry import _compat, _store
 from registry._model import SubjectState, VersionState, fingerprint
-from registry._policy import check_metadata, judge, registration_metadata
+from registry._policy import check_metadata, check_owner_change, judge, registration_metadata
 from registry._schemas import ParsedSchema, parse
 from registry._tokens import Tokens
 from registry._types import (
@@ -307,7 +307,9 @@ class Registry:
             if sub is None:
                 if level is None:
                     raise SubjectNotFound(f"Subject '{subject}' not found.")
-                sub = SubjectState(subject, SubjectMetadata(subject, owner=principal.team))
+                # a level set before the first registration claims nothing: the team
+                # that registers the first version owns the subject
+                sub = SubjectState(subject, SubjectMetadata(subject, owner=None))
             previous = sub.compatibility
             with _store.transaction(self._engine) as conn:
                 _store.upsert_subject(conn, sub.metadata, level)
@@ -443,6 +445,7 @@ class Registry:
                 raise Forbidden(
                     f"subject '{metadata.subject}' is owned by team '{sub.metadata.owner}'"
                 )
+            check_owner_change(metadata.owner, sub.metadata.owner, principal)
             meta = metadata if metadata.owner else replace(metadata, owner=sub.metadata.owner)
             live = sub.live()
             check_metadata(meta, self._parsed[live[-1].schema_id] if live else None)

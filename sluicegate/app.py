@@ -6,13 +6,16 @@ Nothing else constructs clients or reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cdc import router as cdc_router
@@ -21,7 +24,7 @@ from gateway import router as gateway_router
 from gateway import start_gateway
 from materializer.features import FeatureStore
 from materializer.features import router as features_router
-from materializer.loader import ReadOnlySql, start_materializer
+from materializer.loader import MAX_RESULT_ROWS, ReadOnlySql, start_materializer
 from materializer.loader import router as sql_router
 from materializer.training.http import router as training_router
 from migrations import apply_clickhouse_migrations
@@ -29,14 +32,28 @@ from registry import Registry
 from registry import http as registry_http
 from registry.bootstrap import ensure_admin_token
 from sluicegate import __version__
-from sluicegate.clickhouse import connect, connect_readonly
-from sluicegate.errors import SluicegateError, Unavailable
+from sluicegate.bodylimit import BodyLimit
+from sluicegate.clickhouse import connect, connect_readonly, query_limits
+from sluicegate.errors import BadRequest, SluicegateError, TooManyRequests, Unavailable
 from sluicegate.settings import Settings
+from sluicegate.sqlgate import load_allowlist
 
 
-def _error_response(exc: SluicegateError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
-    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+def _json(body: dict[str, Any]) -> bytes:
+    """JSON of an error body; text a caller sent that is not valid Unicode (a lone
+    surrogate) is escaped rather than failing the answer."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(body).encode()
+
+
+def _error_response(exc: SluicegateError) -> Response:
+    retry_after = exc.retry_after if isinstance(exc, Unavailable | TooManyRequests) else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(
+        _json(exc.body()), status_code=exc.status, headers=headers, media_type="application/json"
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -65,8 +82,21 @@ def create_app(settings: Settings) -> FastAPI:
         if serves_store:
             app.state.clickhouse = connect(settings.clickhouse_url, settings.data_dir)
             apply_clickhouse_migrations(app.state.clickhouse)
+            limits = query_limits(
+                settings.sql_max_execution_s, settings.sql_max_memory_bytes, MAX_RESULT_ROWS
+            )
             app.state.sql = ReadOnlySql(
-                connect_readonly(settings.clickhouse_url, settings.data_dir)
+                [
+                    connect_readonly(
+                        settings.clickhouse_url,
+                        settings.data_dir,
+                        limits,
+                        read_url=settings.clickhouse_read_url,
+                    )
+                    for _ in range(settings.sql_pool_size)
+                ],
+                load_allowlist(app.state.clickhouse),
+                max_execution_s=settings.sql_max_execution_s,
             )
             loader = start_materializer(
                 connect(settings.clickhouse_url, settings.data_dir),
@@ -105,8 +135,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     @app.exception_handler(SluicegateError)
-    async def _sluicegate_error(_: Request, exc: SluicegateError) -> JSONResponse:
+    async def _sluicegate_error(_: Request, exc: SluicegateError) -> Response:
         return _error_response(exc)
+
+    @app.exception_handler(UnicodeEncodeError)
+    @app.exception_handler(PydanticSerializationError)
+    async def _not_unicode(_: Request, exc: Exception) -> Response:
+        # a string the caller sent held a lone surrogate: JSON parsers accept the escape,
+        # but the text cannot be encoded anywhere (Kafka, ClickHouse, the answer)
+        return _error_response(
+            BadRequest("the request holds text that is not valid Unicode (a lone surrogate "
+                       "such as \\ud800); send UTF-8 text")
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -145,6 +185,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     # deserializers' schema-by-id lookups answered before routing (see registry/http.py)
     app.add_middleware(registry_http.SchemaLookupFastPath)
+    # outermost: no body beyond the limit is read, parsed or authenticated
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

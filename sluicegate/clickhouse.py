@@ -57,28 +57,46 @@ def connect(
 
 
 # Reads that see every table the way its engine means it (ReplacingMergeTree rows folded
-# by key: `events` exactly once), with limits that keep one query from taking the process.
-READ_SETTINGS: dict[str, Any] = {
-    "final": 1,
-    "max_execution_time": 120,
-    "max_result_rows": 1_000_000,
-    "result_overflow_mode": "throw",
-}
+# by key: `events` exactly once).
+READ_SETTINGS: dict[str, Any] = {"final": 1}
+
+
+def query_limits(max_execution_s: int, max_memory_bytes: int, max_rows: int) -> dict[str, Any]:
+    """The limits every caller query runs under: time, memory, result rows, threads."""
+    return {
+        "max_execution_time": max_execution_s,
+        "timeout_overflow_mode": "throw",
+        "max_memory_usage": max_memory_bytes,
+        "max_result_rows": max_rows,
+        "result_overflow_mode": "throw",
+        "max_threads": 2,
+    }
 
 
 def connect_readonly(
-    clickhouse_url: str | None, data_dir: Path, *, database: str = CLICKHOUSE_DATABASE
+    clickhouse_url: str | None,
+    data_dir: Path,
+    limits: dict[str, Any],
+    *,
+    read_url: str | None = None,
+    database: str = CLICKHOUSE_DATABASE,
 ) -> Client:
-    """A client that can only read (``readonly = 1``) with :data:`READ_SETTINGS`.
+    """A client that can only read (``readonly = 1``) with :data:`READ_SETTINGS` and
+    ``limits`` (see :func:`query_limits`).
 
     On chDB the settings are set once on the client's own connection, then ``readonly``
-    last, so no query can change them back; on a server they travel with every query.
+    last, so no query can change them back. On a server they travel with every query;
+    with ``read_url`` (a user whose profile is ``readonly = 1``, which refuses any setting
+    a query sends) the server's profile holds them instead (docs/security.md).
     """
+    if read_url:
+        return clickhouse_connect.get_client(database=database, **client_kwargs(read_url, data_dir))
     kwargs = client_kwargs(clickhouse_url, data_dir)
+    wanted = {**BASE_SETTINGS, **READ_SETTINGS, **limits}
     if clickhouse_url:
-        settings = {**BASE_SETTINGS, **READ_SETTINGS, "readonly": 1}
+        settings = {**wanted, "readonly": 1}
         return clickhouse_connect.get_client(database=database, settings=settings, **kwargs)
     client = clickhouse_connect.get_client(database=database, **kwargs)
-    for name, value in {**BASE_SETTINGS, **READ_SETTINGS, "readonly": 1}.items():
+    for name, value in {**wanted, "readonly": 1}.items():
         client.command(f"SET {name} = {value!r}")
     return client

@@ -21,6 +21,7 @@ Confluent-style ``error_code``, and one FastAPI handler renders every one of the
     │   ├── IncompatibleSchema (40901)
     │   └── AlreadyExists (40902)
     ├── PayloadTooLarge (413, 41301)
+    ├── TooManyRequests (429, 42901, carries retry_after)
     ├── UnsupportedMediaType (415, 41501)
     ├── Unprocessable (422)
     │   ├── InvalidSchema (42201)
@@ -129,6 +130,16 @@ class AlreadyExists(Conflict):
 
 class PayloadTooLarge(SluicegateError):
     status, error_code = 413, 41301
+
+
+class TooManyRequests(SluicegateError):
+    """The caller's team already uses its fair share of a shared resource; retry later."""
+
+    status, error_code = 429, 42901
+
+    def __init__(self, message: str, *, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
 
 
 class UnsupportedMediaType(SluicegateError):

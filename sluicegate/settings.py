@@ -35,6 +35,20 @@ class Settings(BaseSettings):
         description="ClickHouse server URL (http://user:pass@host:8123); "
         "unset: chDB under DATA_DIR.",
     )
+    clickhouse_read_url: str | None = Field(
+        None,
+        description="ClickHouse server URL of a read-only user (readonly=1, grants on database "
+        "sluicegate only) that runs caller SQL; unset: CLICKHOUSE_URL. Ignored with chDB.",
+    )
+    sql_pool_size: int = Field(
+        4, ge=2, le=64, description="Read-only ClickHouse sessions for caller SQL (/v1/sql)."
+    )
+    sql_max_execution_s: int = Field(
+        30, gt=0, description="Longest a caller's SQL query may run (max_execution_time)."
+    )
+    sql_max_memory_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Most memory a caller's SQL query may use."
+    )
     registry_db_url: str | None = Field(
         None, description="SQLAlchemy URL of the registry database; unset: SQLite under DATA_DIR."
     )

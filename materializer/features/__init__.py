@@ -4,7 +4,7 @@ One definition (YAML) serves both online reads and training sets: both are compi
 :meth:`FeatureDefinition.compiled`, so they cannot drift.
 """
 
-from materializer.features._expr import AggregateCall, FunctionCatalog
+from materializer.features._expr import AggregateCall
 from materializer.features._store import FeatureStore
 from materializer.features.definition import (
     CompiledFeature,
@@ -16,6 +16,7 @@ from materializer.features.definition import (
     parse_window,
 )
 from materializer.features.routes import router
+from sluicegate.sqlgate import FunctionAllowlist
 
 __all__ = [
     "AggregateCall",
@@ -24,7 +25,7 @@ __all__ = [
     "FeatureDefinition",
     "FeatureKind",
     "FeatureStore",
-    "FunctionCatalog",
+    "FunctionAllowlist",
     "load_definitions",
     "parse_definitions",
     "parse_window",

@@ -6,7 +6,8 @@ ClickHouse. Aggregations are split into their aggregate calls, so the online sto
 keep one ``-State`` column per call and rebuild the expression from ``-Merge`` calls.
 
 Checks, each failing with a message naming the problem: syntax, unknown field (with the
-fields the subject has), unknown function, a field of the wrong type under a numeric
+fields the subject has), the SQL gate's rules (``sluicegate/sqlgate.py``: no subquery or
+table, functions from the allowlist only), a field of the wrong type under a numeric
 aggregate, an aggregate in a filter, nested aggregates, a field outside any aggregate.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
@@ -22,12 +23,12 @@ from sqlglot.errors import ParseError
 
 from materializer.features._fields import ENVELOPE_COLUMNS, FieldType
 from sluicegate.errors import InvalidDefinition
+from sluicegate.sqlgate import FunctionAllowlist, SqlNotAllowed, check_expression
 
 __all__ = [
     "ORDER_KEY_SQL",
     "AggregateCall",
     "CompiledExpression",
-    "FunctionCatalog",
     "compile_aggregation",
     "compile_filter",
     "field_sql",
@@ -48,35 +49,6 @@ _NUMERIC_AGGREGATES = {
 # Aggregates whose empty result is 0 (DESIGN.md section 4: count-like default).
 _COUNT_LIKE = re.compile(r"^(count|uniq|sum)", re.IGNORECASE)
 _PLACEHOLDER = "__sg_agg_{}__"
-
-
-@dataclass(frozen=True)
-class FunctionCatalog:
-    """The functions the ClickHouse store knows, from ``system.functions`` and
-    ``system.aggregate_function_combinators``."""
-
-    functions: frozenset[str]
-    aggregates: frozenset[str]
-    combinators: tuple[str, ...] = ("If", "Array", "Distinct", "OrNull", "OrDefault",
-                                    "ForEach", "Map", "Resample", "ArgMin", "ArgMax",
-                                    "SimpleState", "State", "Merge", "MergeState")
-    case_insensitive: frozenset[str] = field(default_factory=frozenset)
-
-    def _norm(self, name: str) -> str:
-        return name.lower() if name.lower() in self.case_insensitive else name
-
-    def is_aggregate(self, name: str) -> bool:
-        """Whether ``name`` is an aggregate, possibly with combinator suffixes."""
-        name = self._norm(name)
-        if name in self.aggregates:
-            return True
-        for comb in sorted(self.combinators, key=len, reverse=True):
-            if name.endswith(comb) and len(name) > len(comb):
-                return self.is_aggregate(name[: -len(comb)])
-        return False
-
-    def exists(self, name: str) -> bool:
-        return self._norm(name) in self.functions or self.is_aggregate(name)
 
 
 @dataclass(frozen=True)
@@ -187,16 +159,21 @@ def _resolve_columns(tree: exp.Expr, what: str, fields: dict[str, FieldType],
     return tree.transform(swap, copy=True), read
 
 
-def _check_functions(tree: exp.Expr, what: str, catalog: FunctionCatalog | None) -> None:
+def _check_functions(tree: exp.Expr, what: str, catalog: FunctionAllowlist | None) -> None:
+    """The SQL gate's expression rules: no subquery, no table, allowlisted functions only
+    (without a catalog, only the structure is checked)."""
+    if isinstance(tree, exp.Query) or tree.find(exp.Query, exp.Subquery, exp.Table):
+        raise InvalidDefinition(
+            f"{what}: subqueries and tables are not allowed in an expression", field=what)
     if catalog is None:
         return
-    for node in tree.find_all(exp.Anonymous, exp.AnonymousAggFunc, exp.ParameterizedAgg):
-        name = _func_name(node)
-        if not catalog.exists(name):
-            raise InvalidDefinition(f"{what}: unknown function {name!r}", field=what)
+    try:
+        check_expression(tree, catalog, what)
+    except SqlNotAllowed as exc:
+        raise InvalidDefinition(exc.message, field=what) from None
 
 
-def _is_aggregate(node: exp.Expr, catalog: FunctionCatalog | None) -> bool:
+def _is_aggregate(node: exp.Expr, catalog: FunctionAllowlist | None) -> bool:
     if isinstance(node, exp.AggFunc):
         return True
     return bool(isinstance(node, exp.Anonymous) and catalog is not None
@@ -262,7 +239,7 @@ def _aggregate_call(node: exp.Expr, name: str) -> AggregateCall:
 
 
 def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
-                        catalog: FunctionCatalog | None, what: str = "aggregation"
+                        catalog: FunctionAllowlist | None, what: str = "aggregation"
                         ) -> CompiledExpression:
     """Check and compile an aggregation (one or more aggregate calls combined by scalar
     functions) against the payload ``fields`` of ``subject``."""
@@ -331,7 +308,7 @@ def _ancestors(node: exp.Expr) -> Iterable[exp.Expr]:
 
 
 def compile_filter(text: str | None, fields: dict[str, FieldType], subject: str,
-                   catalog: FunctionCatalog | None, what: str = "filter") -> CompiledExpression:
+                   catalog: FunctionAllowlist | None, what: str = "filter") -> CompiledExpression:
     """Check and compile a row filter (a boolean expression without aggregates)."""
     if text is None or not text.strip():
         return CompiledExpression(sql="1", fields=())

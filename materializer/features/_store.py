@@ -35,7 +35,6 @@ from materializer.features._catalog import (
     current,
     resolve_records,
 )
-from materializer.features._expr import FunctionCatalog
 from materializer.features._jobs import Job, Jobs
 from materializer.features.definition import CompiledFeature, FeatureDefinition
 from sluicegate.errors import (
@@ -47,6 +46,7 @@ from sluicegate.errors import (
     SluicegateError,
     StoreUnavailable,
 )
+from sluicegate.sqlgate import FunctionAllowlist, load_allowlist
 
 __all__ = ["FeatureStore"]
 
@@ -84,7 +84,7 @@ class FeatureStore:
         self._registry = registry
         self._catalog = Catalog(client)
         self._lock = threading.RLock()
-        self._functions: FunctionCatalog | None = None
+        self._functions: FunctionAllowlist | None = None
         self._compiled: dict[tuple[str, int], CompiledFeature] = {}
         self._start_delay_ms = start_delay_ms
         self._margin_ms = inflight_margin_ms
@@ -114,21 +114,10 @@ class FeatureStore:
         finally:
             self._readers.put(client)
 
-    def functions(self) -> FunctionCatalog:
-        """The store's function catalog (``system.functions``), loaded once."""
+    def functions(self) -> FunctionAllowlist:
+        """The functions definitions may call (the SQL gate's allowlist), loaded once."""
         if self._functions is None:
-            rows = self._client.query(
-                "SELECT name, is_aggregate, case_insensitive FROM system.functions").result_rows
-            combinators = [r[0] for r in self._client.query(
-                "SELECT name FROM system.aggregate_function_combinators").result_rows]
-            self._functions = FunctionCatalog(
-                functions=frozenset(r[0] for r in rows) | frozenset(
-                    r[0].lower() for r in rows if r[2]),
-                aggregates=frozenset(r[0] for r in rows if r[1]) | frozenset(
-                    r[0].lower() for r in rows if r[1] and r[2]),
-                combinators=tuple(combinators),
-                case_insensitive=frozenset(r[0].lower() for r in rows if r[2]),
-            )
+            self._functions = load_allowlist(self._client)
         return self._functions
 
     def _recover(self) -> None:

@@ -35,7 +35,6 @@ from materializer.features import sql
 from materializer.features._expr import (
     ORDER_KEY_SQL,
     AggregateCall,
-    FunctionCatalog,
     compile_aggregation,
     compile_filter,
     field_sql,
@@ -43,6 +42,7 @@ from materializer.features._expr import (
 from materializer.features._fields import FieldType, schema_fields
 from sluicegate.errors import InvalidDefinition
 from sluicegate.naming import is_valid_subject
+from sluicegate.sqlgate import FunctionAllowlist
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -187,7 +187,7 @@ class FeatureDefinition(BaseModel):
         """The definition as written (without the version), for storage and diffs."""
         return self.model_dump(exclude={"version"}, mode="json", exclude_none=True)
 
-    def compiled(self, schema: Any, functions: FunctionCatalog | None = None) -> CompiledFeature:
+    def compiled(self, schema: Any, functions: FunctionAllowlist | None = None) -> CompiledFeature:
         """Check this definition against ``schema`` (the source subject's RegisteredSchema:
         ``schema_type`` and ``schema`` text) and compile it to SQL over ``events``.
 
@@ -247,7 +247,7 @@ def _key_sql(defn: FeatureDefinition, fields: dict[str, FieldType]) -> str:
 
 
 def _compile(defn: FeatureDefinition, fields: dict[str, FieldType],
-             functions: FunctionCatalog | None) -> CompiledFeature:
+             functions: FunctionAllowlist | None) -> CompiledFeature:
     entity_expr = _key_sql(defn, fields)
     version = defn.version or 0
     common: dict[str, Any] = {"name": defn.name, "version": version,

@@ -7,11 +7,12 @@ from materializer.loader._consumer import Materializer
 from materializer.loader._http import router
 from materializer.loader._service import group_id, start_materializer, store_id
 from materializer.loader._sink import ClickHouseSink
-from materializer.loader._sql import ReadOnlySql, SqlResult
+from materializer.loader._sql import MAX_RESULT_ROWS, ReadOnlySql, SqlResult
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
     "EVENT_COLUMNS",
+    "MAX_RESULT_ROWS",
     "ClickHouseSink",
     "Materializer",
     "MaterializerConfig",

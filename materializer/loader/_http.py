@@ -20,20 +20,25 @@ class SqlRequest(BaseModel):
     query: str = Field(min_length=1, max_length=1_000_000)
 
 
-def _check_caller(request: Request) -> None:
+def _caller_team(request: Request) -> str:
     registry = request.app.state.registry
     principal = registry.authenticate(request.headers.get("authorization"))
-    if principal is None and not request.app.state.settings.anonymous_read:
-        raise Unauthorized("a valid token is required (Authorization: Bearer <token>)")
+    if principal is None:
+        if not request.app.state.settings.anonymous_read:
+            raise Unauthorized("a valid token is required (Authorization: Bearer <token>)")
+        return "anonymous"
+    return str(principal.team)
 
 
 @router.post("/v1/sql")
 async def sql(body: SqlRequest, request: Request) -> dict[str, Any]:
-    """Run read-only SQL on the store (``readonly = 1``, ``final = 1``): `events`,
-    `dead_letters` and the feature tables of database `sluicegate`."""
-    _check_caller(request)
+    """Run read-only SQL on the store (``readonly = 1``, ``final = 1``): one SELECT, SHOW,
+    DESCRIBE or EXPLAIN over the tables of database `sluicegate` (`events`, `dead_letters`,
+    the feature tables) and `system.tables`/`columns`, with pure functions only (see
+    docs/security.md)."""
+    team = _caller_team(request)
     runner = getattr(request.app.state, "sql", None)
     if runner is None:
         raise StoreUnavailable("this process does not serve the store (see --role)")
-    result = await run_in_threadpool(runner.run, body.query)
+    result = await run_in_threadpool(runner.run, body.query, team)
     return result.as_dict()

@@ -1,14 +1,20 @@
 """Read-only SQL over the store, run by the process that owns it (``/v1/sql``).
 
-The client it runs on is read-only for its whole life (``readonly = 1``; on chDB set once
-on its own connection, so a query cannot lift it) and reads with ``final = 1``, so
-queries see ``events`` exactly once even before ClickHouse merged away a duplicate.
+Every query first passes the SQL gate (``sluicegate/sqlgate.py``). The sessions it runs
+on are read-only for their whole life (``readonly = 1``; on chDB set once on each
+session's own connection, so a query cannot lift it), carry the time, memory and row
+limits, and read with ``final = 1``, so queries see ``events`` exactly once even before
+ClickHouse merged away a duplicate.
 """
 
 from __future__ import annotations
 
 import base64
+import queue
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,9 +25,19 @@ from uuid import UUID
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from sluicegate.errors import BadRequest, Forbidden, StoreUnavailable
+from sluicegate.errors import (
+    BadRequest,
+    Forbidden,
+    SluicegateError,
+    StoreUnavailable,
+    TooManyRequests,
+)
+from sluicegate.sqlgate import FunctionAllowlist, check_query
 
 _READONLY_CODE = 164
+_TIMEOUT_CODE = 159
+_MEMORY_CODE = 241
+_TOO_MANY_ROWS_CODE = 396
 MAX_RESULT_ROWS = 100_000
 
 
@@ -68,35 +84,84 @@ def json_value(value: Any) -> Any:
 
 
 class ReadOnlySql:
-    """Runs one read-only query at a time on a read-only client."""
+    """Runs caller queries through the SQL gate on a small pool of read-only sessions.
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    Each query holds one session for its whole run, so answers never cross between
+    callers; one team may hold at most all but one session, so another team always gets
+    one (429 beyond that share, 503 when the whole pool stays busy).
+    """
 
-    def run(self, query: str) -> SqlResult:
-        """Run ``query``; a ClickHouse complaint about it is a :class:`BadRequest` (a write
-        is :class:`Forbidden`), an unreachable store :class:`StoreUnavailable`."""
-        text = query.strip().rstrip(";").strip()
-        if not text:
-            raise BadRequest("query: must not be empty")
-        started = time.perf_counter()
+    def __init__(self, clients: Sequence[Client], allowlist: FunctionAllowlist, *,
+                 max_execution_s: int, wait_s: float = 5.0) -> None:
+        if len(clients) < 2:
+            raise ValueError("ReadOnlySql needs at least two sessions")
+        self._pool: queue.Queue[Client] = queue.Queue()
+        for client in clients:
+            self._pool.put(client)
+        self._allow = allowlist
+        self._max_execution_s = max_execution_s
+        self._wait_s = wait_s
+        self._share = len(clients) - 1
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _session(self, team: str) -> Iterator[Client]:
+        with self._lock:
+            if self._running.get(team, 0) >= self._share:
+                raise TooManyRequests(
+                    f"team {team!r} already runs {self._share} queries; wait for one to finish",
+                    retry_after=1)
+            self._running[team] = self._running.get(team, 0) + 1
         try:
-            result = self._client.query(text)
-        except OperationalError as exc:
-            raise StoreUnavailable(f"ClickHouse is not reachable: {exc}") from exc
-        except DatabaseError as exc:
-            message = str(exc).split("\n", 1)[0]
-            if getattr(exc, "code", None) == _READONLY_CODE:
-                raise Forbidden(f"query: read-only SQL only ({message})") from exc
-            raise BadRequest(f"query: {message}") from exc
-        if len(result.result_rows) > MAX_RESULT_ROWS:
-            raise BadRequest(
-                f"query: {len(result.result_rows)} rows is more than {MAX_RESULT_ROWS}; "
-                "add a LIMIT or aggregate"
-            )
+            try:
+                client = self._pool.get(timeout=self._wait_s)
+            except queue.Empty:
+                raise StoreUnavailable("every SQL session is busy; retry shortly",
+                                       retry_after=1) from None
+            try:
+                yield client
+            finally:
+                self._pool.put(client)
+        finally:
+            with self._lock:
+                self._running[team] -= 1
+
+    def run(self, query: str, team: str = "anonymous") -> SqlResult:
+        """Run caller ``query`` for ``team``: refused by the gate (400 naming the construct),
+        a ClickHouse complaint or a limit is a :class:`BadRequest`, an unreachable store
+        :class:`StoreUnavailable`."""
+        text = check_query(query, self._allow)
+        started = time.perf_counter()
+        with self._session(team) as client:
+            try:
+                result = client.query(text)
+            except OperationalError as exc:
+                raise StoreUnavailable("ClickHouse is not reachable") from exc
+            except DatabaseError as exc:
+                raise self._refusal(exc) from exc
+        if len(result.result_rows) > MAX_RESULT_ROWS:  # one block can pass max_result_rows
+            raise BadRequest(f"query: returns more than {MAX_RESULT_ROWS} rows; "
+                             "add a LIMIT or aggregate")
         return SqlResult(
             columns=list(result.column_names),
             types=[t.name for t in result.column_types],
             rows=[[json_value(v) for v in row] for row in result.result_rows],
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def _refusal(self, exc: DatabaseError) -> SluicegateError:
+        code = getattr(exc, "code", None)
+        message = str(exc).split("\n", 1)[0]
+        if code == _READONLY_CODE:
+            return Forbidden("query: read-only SQL only")
+        if code == _TIMEOUT_CODE:
+            return BadRequest(f"query: ran longer than {self._max_execution_s} s "
+                              "(max_execution_time); narrow it or aggregate")
+        if code == _MEMORY_CODE:
+            return BadRequest("query: needs more memory than one query may use "
+                              "(max_memory_usage); narrow it or aggregate")
+        if code == _TOO_MANY_ROWS_CODE:
+            return BadRequest(f"query: returns more than {MAX_RESULT_ROWS} rows; "
+                              "add a LIMIT or aggregate")
+        return BadRequest(f"query: {message}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from sluicegate.errors import BadRequest
@@ -93,6 +94,20 @@ class ObservationsSpine:
             )
 
 
+def _utc_time(text: str, what: str) -> str:
+    """An ISO-8601 time as ClickHouse's UTC text (``2026-01-31 12:00:00.000``); naive
+    times are UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except (ValueError, TypeError):
+        raise BadRequest(
+            f"{what}: {text!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ", timespec="milliseconds")
+
+
 @dataclass(frozen=True)
 class SubjectSpine:
     """Every event of ``subject`` is one spine row at its ``occurred_at`` (e.g. every upvote
@@ -109,6 +124,10 @@ class SubjectSpine:
     def __post_init__(self) -> None:
         if not self.entities:
             raise BadRequest(f"spine subject {self.subject!r}: name at least one entity")
+        for bound in ("start", "end"):
+            value = getattr(self, bound)
+            if value is not None:
+                object.__setattr__(self, bound, _utc_time(value, f"spine.{bound}"))
         for etype, path in self.entities.items():
             check_identifier(etype, "entity type")
             check_field_path(path, f"entity {etype} field")

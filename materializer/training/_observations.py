@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,11 +27,13 @@ from materializer.training._model import (
     ObservationsSpine,
     check_identifier,
 )
-from sluicegate.errors import BadRequest, StoreUnavailable, Unprocessable
+from sluicegate.errors import BadRequest, Forbidden, StoreUnavailable, Unprocessable
 
 __all__ = [
     "Observation",
+    "SpineWriter",
     "append_observations",
+    "claim_spine",
     "load_spine_file",
     "read_spine_table",
     "spine_summary",
@@ -82,6 +85,37 @@ def _check_spine(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class SpineWriter:
+    """Who writes to a spine over the API: their team, and whether they are admin."""
+
+    team: str
+    admin: bool = False
+
+
+def _spine_owner(client: Client, database: str, spine: str) -> str | None:
+    rows = client.query(
+        f"SELECT team FROM `{database}`.`spine_owners` WHERE spine = {{s:String}} "
+        "ORDER BY claimed_at, team LIMIT 1", parameters={"s": spine}).result_rows
+    return str(rows[0][0]) if rows else None
+
+
+def claim_spine(client: Client, spine: str, writer: SpineWriter, *, database: str) -> None:
+    """Make sure ``writer`` may write to ``spine``: the first team to write to a spine owns
+    it; another team's write is :class:`Forbidden` (admin may write to any spine)."""
+    try:
+        owner = _spine_owner(client, database, spine)
+        if owner is None:
+            client.insert(f"`{database}`.`spine_owners`", [[spine, writer.team]],
+                          column_names=["spine", "team"])
+            owner = _spine_owner(client, database, spine)
+    except ClickHouseError as exc:
+        raise StoreUnavailable("ClickHouse: could not read the spine's owner") from exc
+    if owner != writer.team and not writer.admin:
+        raise Forbidden(f"spine {spine!r} belongs to team {owner!r}; only that team (or "
+                        "admin) may add observations to it")
+
+
 def _insert(client: Client, table: str, columns: list[list[Any]]) -> None:
     total = len(columns[0])
     try:
@@ -98,8 +132,10 @@ def append_observations(
     observations: Iterable[Observation | dict[str, Any]],
     *,
     database: str,
+    writer: SpineWriter | None = None,
 ) -> list[str]:
-    """Store ``observations`` under ``spine``; returns their ids (generated when absent)."""
+    """Store ``observations`` under ``spine``; returns their ids (generated when absent).
+    With ``writer`` (an API caller) the spine must be theirs (see :func:`claim_spine`)."""
     _check_spine(spine)
     now = datetime.now(UTC)
     ids: list[str] = []
@@ -112,6 +148,8 @@ def append_observations(
         times.append(obs.time or now)
         entities.append({k: str(v) for k, v in obs.entities.items()})
         labels.append(orjson.dumps(obs.labels).decode())
+    if ids and writer is not None:
+        claim_spine(client, spine, writer, database=database)
     if ids:
         _insert(client, f"`{database}`.`observations`", [[spine] * len(ids), ids, times,
                                                          entities, labels])
@@ -175,6 +213,7 @@ def load_spine_file(
     entities: dict[str, str] | None = None,
     id_column: str | None = None,
     source_bytes: bytes | None = None,
+    writer: SpineWriter | None = None,
 ) -> tuple[str, int]:
     """Store the rows of a spine file as observations; returns ``(spine name, rows)``.
 
@@ -223,6 +262,8 @@ def load_spine_file(
     ]
     label_rows = table.select(label_cols).to_pylist() if label_cols else [{}] * n
     labels = [orjson.dumps(row, default=str).decode() for row in label_rows]
+    if writer is not None:
+        claim_spine(client, spine, writer, database=database)
     _insert(client, f"`{database}`.`observations`", [[spine] * n, ids, times, entity_maps, labels])
     return spine, n
 

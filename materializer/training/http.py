@@ -16,6 +16,7 @@ from materializer.training._api import training_set
 from materializer.training._model import SubjectSpine
 from materializer.training._observations import (
     Observation,
+    SpineWriter,
     append_observations,
     load_spine_file,
     read_spine_table,
@@ -26,7 +27,6 @@ from registry.http import read_principal, require_principal
 from sluicegate.errors import (
     BadRequest,
     MalformedBody,
-    PayloadTooLarge,
     StoreUnavailable,
     Unprocessable,
     UnsupportedMediaType,
@@ -75,18 +75,10 @@ class ObservationsRequest(BaseModel):
         return data
 
 
-async def _body(request: Request) -> bytes:
-    limit = request.app.state.settings.max_body_bytes
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {limit}")
-    return body
-
-
 @router.post("/observations", status_code=201)
 async def post_observations(
     request: Request,
-    _: Writer,
+    principal: Writer,
     spine: Annotated[
         str | None, Query(description="Spine name (files; default: by content).")
     ] = None,
@@ -95,9 +87,11 @@ async def post_observations(
     id_column: Annotated[str | None, Query(description="Observation id column of a file.")] = None,
 ) -> dict[str, Any]:
     """Append observations (labels) to a spine: JSON (one, or a batch), or a Parquet/CSV
-    file (``Content-Type: application/vnd.apache.parquet`` or ``text/csv``)."""
+    file (``Content-Type: application/vnd.apache.parquet`` or ``text/csv``). A spine
+    belongs to the team that first wrote to it; other teams get 403 (admin may write)."""
     client, database = _store(request), _database(request)
-    body = await _body(request)
+    writer = SpineWriter(principal.team, principal.admin)
+    body = await request.body()  # within the size limit (sluicegate/bodylimit.py)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type in _FILE_TYPES:
         entities = _pairs(entity or [], "entity") or None
@@ -107,7 +101,7 @@ async def post_observations(
             return load_spine_file(
                 client, read_spine_table(body, fmt), database=database, spine=spine,
                 time_column=time_column, entities=entities, id_column=id_column,
-                source_bytes=body,
+                source_bytes=body, writer=writer,
             )
 
         name, rows = await run_in_threadpool(load)
@@ -123,7 +117,8 @@ async def post_observations(
     except ValidationError as exc:
         raise Unprocessable(_first_error(exc), violations=_violations(exc)) from exc
     ids = await run_in_threadpool(
-        append_observations, client, req.spine, req.observations, database=database
+        append_observations, client, req.spine, req.observations, database=database,
+        writer=writer,
     )
     return {"spine": req.spine, "accepted": len(ids), "ids": ids}
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import requests
 from confluent_kafka.admin import AdminClient
 
 
@@ -52,3 +54,10 @@ def stack() -> Stack:
     except Exception as exc:  # any failure here means the stack is not there
         pytest.fail(f"local stack not reachable ({exc}); run `make up` first", pytrace=False)
     return s
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    """One HTTP session for a module's property-based runs (schemathesis calls through it)."""
+    with requests.Session() as s:
+        yield s

@@ -62,12 +62,6 @@ def fuzz_server(
         srv.stop()
 
 
-@pytest.fixture(scope="module")
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
-
-
 def test_gateway_operations_are_in_the_openapi() -> None:
     paths = set(_openapi["paths"])
     assert {

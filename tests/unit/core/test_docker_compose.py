@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import yaml
@@ -35,6 +36,22 @@ def test_sluicegate_points_at_the_compose_services() -> None:
     assert SERVICES["connect"]["environment"]["BOOTSTRAP_SERVERS"] == f"kafka:{kafka_port}"
     # the registry's PostgreSQL URL must use a driver the project installs
     assert env["SLUICEGATE_REGISTRY_DB_URL"].startswith("postgresql+psycopg://")
+
+
+def test_caller_sql_runs_as_a_read_only_user() -> None:
+    env = SERVICES["sluicegate"]["environment"]
+    read_url = env["SLUICEGATE_CLICKHOUSE_READ_URL"]
+    user, password = read_url.split("//", 1)[1].split("@", 1)[0].split(":", 1)
+    mounted = [v for v in SERVICES["clickhouse"]["volumes"] if "users.d" in v]
+    assert len(mounted) == 1
+    users = ET.parse(ROOT / mounted[0].split(":", 1)[0].removeprefix("./")).getroot()
+    reader = users.find(f"users/{user}")
+    assert reader is not None
+    grants = [q.text for q in reader.findall("grants/query")]
+    assert grants == ["GRANT SELECT ON sluicegate.*"]
+    profile = users.find(f"profiles/{reader.findtext('profile')}")
+    assert profile is not None and profile.findtext("readonly") == "1"
+    assert SERVICES["clickhouse"]["environment"]["SLUICEGATE_READER_PASSWORD"] == password
 
 
 def test_postgres_has_logical_decoding() -> None:

@@ -91,7 +91,7 @@ def test_badly_named_migration_file_is_refused(tmp_path: Path) -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(materializer.loader.__all__) == [
-        "ClickHouseSink", "DEAD_LETTER_COLUMNS", "EVENT_COLUMNS", "Materializer",
-        "MaterializerConfig", "ReadOnlySql", "SqlResult", "group_id", "router",
+        "ClickHouseSink", "DEAD_LETTER_COLUMNS", "EVENT_COLUMNS", "MAX_RESULT_ROWS",
+        "Materializer", "MaterializerConfig", "ReadOnlySql", "SqlResult", "group_id", "router",
         "start_materializer", "store_id",
     ]

@@ -136,7 +136,11 @@ def test_ownership(reg: Registry) -> None:
         reg.set_subject_compatibility("o", Compatibility.NONE, principal=beta)
     with pytest.raises(Forbidden):
         reg.set_metadata(SubjectMetadata("o", owner="beta"), principal=beta)
-    handed = reg.set_metadata(SubjectMetadata("o", owner="beta"), principal=alpha)
+    with pytest.raises(Forbidden, match="only admin"):  # an owner cannot hand it over
+        reg.set_metadata(SubjectMetadata("o", owner="beta"), principal=alpha)
+    handed = reg.set_metadata(
+        SubjectMetadata("o", owner="beta"), principal=Principal("admin", admin=True)
+    )
     assert handed.owner == "beta"
     assert reg.register("o", V2, SchemaType.AVRO, principal=beta).version == 2
     # metadata may name another owner at creation
@@ -149,6 +153,15 @@ def test_ownership(reg: Registry) -> None:
     )
     assert created.created
     assert reg.metadata("p").owner == "gamma"
+    # a team may not register a subject in another team's name
+    with pytest.raises(Forbidden, match=r"metadata\.owner"):
+        reg.register("q", V1, SchemaType.AVRO, principal=beta,
+                     metadata=SubjectMetadata("q", owner="alpha"))
+    assert "q" not in reg.subjects()
+    # a level set on an unregistered name claims nothing
+    reg.set_subject_compatibility("r", Compatibility.NONE, principal=beta)
+    assert reg.register("r", V1, SchemaType.AVRO, principal=alpha).created
+    assert reg.metadata("r").owner == "alpha"
 
 
 def test_principal_rules() -> None:
