@@ -1,14 +1,16 @@
 """Kafka -> ClickHouse rows/s through the materializer, against the raw column-insert rate
 of the same rows into chDB measured in the same run (the ceiling).
 
-    .venv/bin/python bench/materializer.py [--events 300000] [--kafka 127.0.0.1:19092]
+    .venv/bin/python bench/materializer.py [--events 300000] [--rounds 3] [--kafka 127.0.0.1:19092]
 
 1. Produce N governed events (JSON subject, the gateway's wire format and headers) to a
    fresh topic, before anything consumes it.
 2. Ceiling: insert the same rows, already decoded, column-wise into a copy of `events`
    in batches of the materializer's size (clickhouse-connect, column_oriented=True).
 3. End to end: start the materializer (consumer group, decode by schema id, envelope,
-   load, commit) on the topic and time from its first committed load to the last row.
+   first-write-wins id check, load, commit) on the topic and time from its first
+   committed load to the last row; then the same on a fresh topic with the id check
+   switched off, so the figure prices first write wins. Each figure is a median.
 The chDB store lives in a temporary directory of this process and is removed after; the
 topic is deleted.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -116,10 +119,21 @@ def ceiling(client: Any, evs: list[tuple[Envelope, bytes]], batch: int, topic: s
     return rate
 
 
+class WithoutIdCheck(ClickHouseSink):
+    """The sink as it would be without first-write-wins: no id lookup, no id record (the
+    baseline that prices the check)."""
+
+    def _stored_ids(self, batches: list[Any]) -> set[tuple[str, str]]:
+        return set()
+
+    def _record_ids(self, batch: Any) -> None:
+        return None
+
+
 def end_to_end(client: Any, registry: Registry, bootstrap: str, n: int,
-               config: MaterializerConfig) -> tuple[float, float]:
+               config: MaterializerConfig, sink: ClickHouseSink) -> tuple[float, float]:
     """(rows/s from the first committed load to the last row, seconds to the first load)."""
-    loader = Materializer(config, ClickHouseSink(client), registry)
+    loader = Materializer(config, sink, registry)
     started = time.perf_counter()
     loader.start()
     first = None
@@ -140,45 +154,63 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--kafka", default="127.0.0.1:19092")
     parser.add_argument("--batch", type=int, default=MaterializerConfig.max_batch_rows)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each figure (median)")
     args = parser.parse_args()
 
     gc.set_threshold(50_000, 20, 100)  # as `sluicegate serve` runs
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-mz-"))
-    subject = f"bench.mz{uuid.uuid4().hex[:8]}"
-    topic = topic_for_subject(subject)
     registry = Registry.open(f"sqlite:///{workdir / 'registry.db'}")
+    topics: list[str] = []
     try:
-        schema_id = registry.register(
-            subject, orjson.dumps(SCHEMA).decode(), SchemaType.JSON,
-            principal=Principal("admin", admin=True),
-        ).id
         client = connect(None, workdir)
         apply_clickhouse_migrations(client)
-        evs = events(subject, schema_id, args.events)
-        size = sum(len(body) for _, body in evs) / len(evs)
-        produced = produce(args.kafka, topic, evs)
-        ceiling_rate = ceiling(client, evs, args.batch, topic)
-        del evs
-        config = MaterializerConfig(kafka_bootstrap=args.kafka, group_id=group_id(client),
-                                    subscription=topic, max_batch_rows=args.batch)
-        rate, warmup = end_to_end(client, registry, args.kafka, args.events, config)
-        loaded = client.query(f"SELECT count() FROM events WHERE subject = '{subject}'")
-        assert loaded.result_rows[0][0] == args.events, loaded.result_rows
+        ceilings, checked, unchecked, warmups, produced = [], [], [], [], []
+        size = 0.0
+        for _ in range(args.rounds):
+            # one fresh subject per figure: each run loads ids the store has never seen
+            for sink_class, figures in ((ClickHouseSink, checked), (WithoutIdCheck, unchecked)):
+                subject = f"bench.mz{uuid.uuid4().hex[:8]}"
+                topic = topic_for_subject(subject)
+                topics.append(topic)
+                schema_id = registry.register(
+                    subject, orjson.dumps(SCHEMA).decode(), SchemaType.JSON,
+                    principal=Principal("admin", admin=True),
+                ).id
+                evs = events(subject, schema_id, args.events)
+                size = sum(len(body) for _, body in evs) / len(evs)
+                produced.append(produce(args.kafka, topic, evs))
+                if sink_class is ClickHouseSink:
+                    ceilings.append(ceiling(client, evs, args.batch, topic))
+                del evs
+                config = MaterializerConfig(kafka_bootstrap=args.kafka,
+                                            group_id=group_id(client), subscription=topic,
+                                            max_batch_rows=args.batch)
+                rate, warmup = end_to_end(client, registry, args.kafka, args.events, config,
+                                          sink_class(client))
+                figures.append(rate)
+                warmups.append(warmup)
+                loaded = client.query(f"SELECT count() FROM events WHERE subject = '{subject}'")
+                assert loaded.result_rows[0][0] == args.events, loaded.result_rows
+        ceiling_rate, rate, plain = (statistics.median(x) for x in (ceilings, checked, unchecked))
         report = [
-            ("events", f"{args.events:,}", f"JSON payload {size:.0f} B + CloudEvents headers"),
-            ("produce to Kafka", f"{produced:,.0f} events/s", ""),
+            ("events per run", f"{args.events:,}",
+             f"JSON payload {size:.0f} B + CloudEvents headers; medians of {args.rounds} runs"),
+            ("produce to Kafka", f"{statistics.median(produced):,.0f} events/s", ""),
             ("ceiling: column insert", f"{ceiling_rate:,.0f} rows/s", f"loads of {args.batch:,}"),
             ("end to end: Kafka -> events", f"{rate:,.0f} rows/s",
-             f"first load {warmup:.1f} s after start"),
+             f"first load {statistics.median(warmups):.1f} s after start"),
+            ("  without the id check", f"{plain:,.0f} rows/s", "first write wins switched off"),
             ("ratio end to end / ceiling", f"{rate / ceiling_rate:.2f}", ""),
+            ("cost of first write wins", f"{1 - rate / plain:.1%}", "of loading throughput"),
         ]
         for name, value, note in report:
             print(f"{name:<30}{value:>20}  {note}".rstrip())
     finally:
         registry.close()
         admin = AdminClient({"bootstrap.servers": args.kafka})
-        for future in admin.delete_topics([topic], operation_timeout=30).values():
-            future.result()  # other stores on the broker must not keep loading it
+        if topics:
+            for future in admin.delete_topics(topics, operation_timeout=30).values():
+                future.result()  # other stores on the broker must not keep loading them
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -33,6 +33,7 @@ from cdc._metrics import CdcMetrics
 from registry import Registry
 from sluicegate.envelope import CdcOp, Envelope, Source, entity_key_of, frame, ms_to_iso, now_ms
 from sluicegate.errors import SluicegateError
+from sluicegate.kafka import static_membership
 from sluicegate.naming import topic_for_subject
 
 __all__ = ["DatabaseBridge", "create_raw_topics", "event_id_of"]
@@ -113,8 +114,10 @@ class DatabaseBridge:
         password: str | None,
         metrics: CdcMetrics,
         catalog_available: bool = True,
+        member: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self._member = member
         self._registry = registry
         self._bootstrap = kafka_bootstrap
         self._password = password
@@ -226,7 +229,9 @@ class DatabaseBridge:
         topics = list(self.governors)
         create_raw_topics(self._bootstrap, topics)
         consumer = Consumer({
+            **static_membership(self._member, f"sluicegate-cdc-{self.cfg.name}", topics),
             "bootstrap.servers": self._bootstrap,
+            "session.timeout.ms": 10_000,
             "group.id": f"sluicegate-cdc-{self.cfg.name}",
             "client.id": f"sluicegate-cdc-{self.cfg.name}",
             "enable.auto.commit": False,

@@ -316,15 +316,20 @@ async def rejections(
 
 @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
 async def readyz(request: Request) -> Response:
-    """Readiness: Kafka answers a metadata request and the registry database answers."""
+    """Readiness: Kafka answers a metadata request and acknowledged the last produce (a
+    broker that answers but cannot take records is failing), and the registry database
+    answers."""
     gw = _gateway(request)
     kafka_ok, registry_ok = await asyncio.gather(
         asyncio.to_thread(gw.sink.ping, 3.0), asyncio.to_thread(_registry_ok, gw)
     )
+    failing = gw.sink.failing()
     checks = {
-        "kafka": "ok" if kafka_ok else "unreachable",
+        "kafka": ("ok" if failing is None else f"failing: {failing}")
+        if kafka_ok else "unreachable",
         "registry": "ok" if registry_ok else "unreachable",
     }
+    kafka_ok = kafka_ok and failing is None
     if not (kafka_ok and registry_ok):
         raise Unavailable("not ready", retry_after=5, checks=checks)
     return _json({"status": "ready", "checks": checks}, 200)

@@ -128,6 +128,8 @@ class KafkaSink:
             "logger": logging.getLogger("sluicegate.gateway.kafka"),
         }
         self._producer = Producer(self._config)
+        # (when, why) of the last produce Kafka did not acknowledge; cleared by a success
+        self.last_failure: tuple[float, str] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="gateway-kafka-poll", daemon=True)
         self._thread.start()
@@ -200,7 +202,13 @@ class KafkaSink:
             overdue.cancel()
         if pending.remaining:
             log.error("delivery reports overdue", extra={"remaining": pending.remaining})
-        return [r or Delivery(error="delivery not confirmed in time") for r in pending.results]
+        results = [r or Delivery(error="delivery not confirmed in time") for r in pending.results]
+        failed = next((r.error for r in results if r.error and not r.permanent), None)
+        if failed is not None:
+            self.last_failure = (time.monotonic(), failed)
+        elif results:
+            self.last_failure = None
+        return results
 
     def send_nowait(
         self, record: OutboundRecord, on_done: Callable[[KafkaError | None, Any], None]
@@ -221,6 +229,14 @@ class KafkaSink:
         except KafkaException:
             return False
         return bool(md.brokers)
+
+    def failing(self, within_s: float = 30.0) -> str | None:
+        """Why Kafka is failing although it may answer metadata: the last produce it did
+        not acknowledge, if that was within ``within_s`` and nothing succeeded since."""
+        last = self.last_failure
+        if last is None or time.monotonic() - last[0] > within_s:
+            return None
+        return last[1]
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued (up to ``timeout``), then stop the poll thread."""

@@ -32,7 +32,9 @@ if [ ! -s "$D/data/meta.properties" ]; then
      || { cat "$D/format.log"; exit 1; }
 fi
 : >"$D/broker.log"
-nohup "$JAVA" ${SLUICEGATE_KAFKA_HEAP:--Xms512m -Xmx512m} "${JAVA_COMMON[@]}" -Dkafka.logs.dir="$D" \
+# 2 GiB holds a few thousand partitions (a thousand subjects with their CDC topics); a
+# broker out of memory exits (and says so in `make status`) instead of limping on
+nohup "$JAVA" ${SLUICEGATE_KAFKA_HEAP:--Xms1g -Xmx2g} -XX:+ExitOnOutOfMemoryError "${JAVA_COMMON[@]}" -Dkafka.logs.dir="$D" \
    -cp "$K/lib/*" kafka.Kafka "$D/server.properties" >"$D/broker.log" 2>&1 </dev/null &
 echo $! >"$D/broker.pid"
 deadline=$((SECONDS + ${SLUICEGATE_KAFKA_START_TIMEOUT:-90}))

@@ -32,8 +32,11 @@ DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "error",
     "at",
 )
-# Position of the partition key in a row.
+# Positions in a row: the partition key, and what identifies an event.
 _OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")
+_EVENT_ID = EVENT_COLUMNS.index("event_id")
+_SUBJECT = EVENT_COLUMNS.index("subject")
+_INGESTED_AT = EVENT_COLUMNS.index("ingested_at")
 
 
 def _month(ms: int) -> int:
@@ -54,6 +57,29 @@ class EventColumns:
 
     def append(self, row: tuple[Any, ...]) -> None:
         self.rows.append(row)
+
+    def ids(self) -> list[tuple[str, str]]:
+        """``(subject, event_id)`` of every row, in row order."""
+        return [(row[_SUBJECT], row[_EVENT_ID]) for row in self.rows]
+
+    def keep_first(self, stored: set[tuple[str, str]]) -> int:
+        """Drop the rows whose ``(subject, event_id)`` is in ``stored`` (already in the
+        log, or earlier in this load) and add the kept rows' ids to it: first write wins.
+        Returns how many rows were dropped."""
+        kept: list[tuple[Any, ...]] = []
+        for row in self.rows:
+            key = (row[_SUBJECT], row[_EVENT_ID])
+            if key not in stored:
+                stored.add(key)
+                kept.append(row)
+        dropped = len(self.rows) - len(kept)
+        self.rows = kept
+        return dropped
+
+    def id_columns(self) -> list[list[Any]]:
+        """The rows as ``event_ids`` columns: subject, event_id, ingested_at."""
+        return [[r[_SUBJECT] for r in self.rows], [r[_EVENT_ID] for r in self.rows],
+                [r[_INGESTED_AT] for r in self.rows]]
 
     def by_month(self) -> list[tuple[int, list[tuple[Any, ...]]]]:
         """The columns, split by ``toYYYYMM(occurred_at)`` (the table's partition key) so
@@ -117,3 +143,4 @@ class Batch:
     events: EventColumns
     dead_letters: list[DeadLetter]
     planned: bool = False  # the plan is already recorded (a replay after a restart)
+    duplicates: int = 0  # events dropped because their id was already stored

@@ -9,6 +9,8 @@ from materializer.loader._config import MaterializerConfig
 from materializer.loader._consumer import Materializer
 from materializer.loader._decode import SchemaSource
 from materializer.loader._sink import ClickHouseSink
+from sluicegate.kafka import static_membership
+from sluicegate.naming import governed_topic_subscription
 
 
 def store_id(client: Client) -> str:
@@ -38,10 +40,12 @@ def start_materializer(
     loading the store (chDB), so it may use static group membership. ``subscription``:
     a topic or ^pattern to load instead of every governed topic."""
     group = group_id(client)
+    topics = subscription or governed_topic_subscription()
+    static = static_membership("owner" if sole_loader else None, group, [topics])
     config = MaterializerConfig(
         kafka_bootstrap=kafka_bootstrap,
         group_id=group,
-        instance_id=f"{group}-owner" if sole_loader else None,
+        instance_id=static.get("group.instance.id"),
         subscription=subscription,
     )
     materializer = Materializer(config, ClickHouseSink(client), registry)

@@ -12,6 +12,8 @@ from materializer.loader._batch import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, Batch
 from sluicegate.errors import StoreUnavailable
 
 EVENTS_TABLE = "events"
+IDS_TABLE = "event_ids"
+_STAGED_IDS = "_sg_load_ids"
 DEAD_LETTERS_TABLE = "dead_letters"
 PLANS_TABLE = "materializer_batches"
 _PLAN_COLUMNS = ("topic", "partition", "first_offset", "last_offset", "token", "created_at")
@@ -20,7 +22,10 @@ _PLAN_COLUMNS = ("topic", "partition", "first_offset", "last_offset", "token", "
 class ClickHouseSink:
     """Writes loads to ClickHouse. Every ClickHouse failure surfaces as
     :class:`StoreUnavailable`; the caller retries the same batches, which is safe because
-    each insert carries a deterministic ``insert_deduplication_token``."""
+    each insert carries a deterministic ``insert_deduplication_token``.
+
+    First write wins: a load inserts only the events whose ``(subject, event_id)`` neither
+    ``event_ids`` nor an earlier row of the load holds, and records their ids after."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -53,7 +58,9 @@ class ClickHouseSink:
             )
             for b in fresh:
                 b.planned = True
+        stored = self._stored_ids(batches)
         for batch in batches:
+            batch.duplicates = batch.events.keep_first(stored)
             for month, columns in batch.events.by_month():
                 self._client.insert(
                     EVENTS_TABLE,
@@ -62,6 +69,10 @@ class ClickHouseSink:
                     column_oriented=True,
                     settings={"insert_deduplication_token": f"{batch.plan.token}@{month}"},
                 )
+            if len(batch.events):
+                # after the events: a load that stops between the two inserts is replayed
+                # under the same tokens, its events dropped by ClickHouse, then recorded
+                self._record_ids(batch)
             if batch.dead_letters:
                 self._client.insert(
                     DEAD_LETTERS_TABLE,
@@ -69,6 +80,38 @@ class ClickHouseSink:
                     column_names=DEAD_LETTER_COLUMNS,
                     settings={"insert_deduplication_token": f"{batch.plan.token}@dead"},
                 )
+
+    def _record_ids(self, batch: Batch) -> None:
+        self._client.insert(
+            IDS_TABLE,
+            batch.events.id_columns(),
+            column_names=("subject", "event_id", "ingested_at"),
+            column_oriented=True,
+            settings={"insert_deduplication_token": f"{batch.plan.token}@ids"},
+        )
+
+    def _stored_ids(self, batches: list[Batch]) -> set[tuple[str, str]]:
+        """Which of the loads' ``(subject, event_id)`` the log already holds: the load's ids
+        are staged in a temporary table of this session and looked up by primary key."""
+        ids = [key for b in batches for key in b.events.ids()]
+        if not ids:
+            return set()
+        self._client.command(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED_IDS} "
+            "(subject String, event_id String) ENGINE = Memory"
+        )
+        self._client.command(f"TRUNCATE TABLE {_STAGED_IDS}")
+        self._client.insert(
+            _STAGED_IDS,
+            [[s for s, _ in ids], [e for _, e in ids]],
+            column_names=("subject", "event_id"),
+            column_oriented=True,
+        )
+        rows = self._client.query(
+            f"SELECT subject, event_id FROM {IDS_TABLE} WHERE (subject, event_id) IN "
+            f"(SELECT subject, event_id FROM {_STAGED_IDS})"
+        ).result_rows
+        return {(str(s), str(e)) for s, e in rows}
 
     def plans(self, topic: str, partition: int, from_offset: int) -> list[Plan]:
         """The recorded plans of a partition that end at or after ``from_offset``, in

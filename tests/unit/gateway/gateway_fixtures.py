@@ -61,5 +61,8 @@ class FakeSink:
     def ping(self, timeout: float) -> bool:
         return True
 
+    def failing(self, within_s: float = 30.0) -> str | None:
+        return None
+
     def close(self, timeout: float = 10.0) -> None:
         pass
