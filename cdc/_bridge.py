@@ -33,7 +33,7 @@ from cdc._metrics import CdcMetrics
 from registry import Registry
 from sluicegate.envelope import CdcOp, Envelope, Source, entity_key_of, frame, ms_to_iso, now_ms
 from sluicegate.errors import SluicegateError
-from sluicegate.kafka import static_membership
+from sluicegate.kafka import GovernedTopics, static_membership
 from sluicegate.naming import topic_for_subject
 
 __all__ = ["DatabaseBridge", "create_raw_topics", "event_id_of"]
@@ -115,9 +115,11 @@ class DatabaseBridge:
         metrics: CdcMetrics,
         catalog_available: bool = True,
         member: str | None = None,
+        topics: GovernedTopics | None = None,
     ) -> None:
         self.cfg = cfg
         self._member = member
+        self._topics = topics
         self._registry = registry
         self._bootstrap = kafka_bootstrap
         self._password = password
@@ -228,6 +230,9 @@ class DatabaseBridge:
     def _consume(self) -> None:
         topics = list(self.governors)
         create_raw_topics(self._bootstrap, topics)
+        if self._topics is not None:
+            for gov in self.governors.values():
+                self._topics.ensure(topic_for_subject(gov.subject))
         consumer = Consumer({
             **static_membership(self._member, f"sluicegate-cdc-{self.cfg.name}", topics),
             "bootstrap.servers": self._bootstrap,

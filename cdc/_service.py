@@ -18,7 +18,7 @@ from cdc._connect import ConnectClient
 from cdc._metrics import CdcMetrics
 from registry import Registry
 from sluicegate.errors import ResourceNotFound, SluicegateError
-from sluicegate.kafka import member_of
+from sluicegate.kafka import GovernedTopics, member_of
 from sluicegate.settings import Settings
 
 __all__ = ["CdcService", "start_cdc"]
@@ -41,11 +41,13 @@ class CdcService:
         metrics: CdcMetrics,
         environ: Mapping[str, str],
         member: str | None = None,
+        topics: GovernedTopics | None = None,
     ) -> None:
         """``member``: this process's identity (see :func:`sluicegate.kafka.member_of`),
         so that its bridges rejoin their consumer groups at once after a restart."""
         self.directory = directory
         self._member = member
+        self._topics = topics
         self.connect = connect
         self._registry = registry
         self._bootstrap = kafka_bootstrap
@@ -110,7 +112,7 @@ class CdcService:
         bridge = DatabaseBridge(
             cfg, registry=self._registry, kafka_bootstrap=self._bootstrap, password=password,
             metrics=self._metrics, catalog_available=env is None or password is not None,
-            member=self._member,
+            member=self._member, topics=self._topics,
         )
         log.info("cdc: starting the bridge of %s (%d tables)", cfg.name, len(cfg.tables))
         bridge.start()
@@ -158,6 +160,7 @@ def start_cdc(app: Any, settings: Settings, environ: Mapping[str, str]) -> CdcSe
         metrics=CdcMetrics(metrics_registry),
         environ=environ,
         member=member_of(settings.data_dir),
+        topics=GovernedTopics(settings.kafka_bootstrap, settings.topic_partitions),
     )
     service.start()
     app.state.cdc = service

@@ -9,6 +9,7 @@ from gateway._logging import setup_json_logging
 from gateway._metrics import GatewayMetrics
 from gateway._producer import KafkaSink, producer_config
 from gateway._service import Gateway
+from sluicegate.kafka import GovernedTopics
 from sluicegate.settings import Settings
 
 __all__ = ["start_gateway"]
@@ -28,6 +29,11 @@ def start_gateway(app: FastAPI, settings: Settings) -> Gateway:
         produce_timeout_s=settings.produce_timeout_s,
     )
     app.state.kafka_producer = sink
-    gateway = Gateway(lambda: app.state.registry, sink, GatewayMetrics(metrics_registry))
+    gateway = Gateway(
+        lambda: app.state.registry,
+        sink,
+        GatewayMetrics(metrics_registry),
+        topics=GovernedTopics(settings.kafka_bootstrap, settings.topic_partitions),
+    )
     app.state.gateway = gateway
     return gateway

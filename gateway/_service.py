@@ -38,6 +38,7 @@ from sluicegate.errors import (
     SluicegateError,
     Unavailable,
 )
+from sluicegate.kafka import GovernedTopics
 from sluicegate.naming import topic_for_subject
 
 __all__ = ["Gateway", "Incoming", "Outcome", "batch_event_id"]
@@ -146,9 +147,11 @@ class Gateway:
         sink: KafkaSink,
         metrics: GatewayMetrics,
         *,
+        topics: GovernedTopics | None = None,
         retry_after_s: int = 2,
     ) -> None:
         self._registry = registry
+        self._topics = topics
         self.sink = sink
         self.metrics = metrics
         self.validators = Validators()
@@ -168,6 +171,8 @@ class Gateway:
         """The exact schema version an event of ``subject`` is checked against (404s)."""
         reg = self.registry
         schema = reg.latest(subject) if version is None else reg.version(subject, version)
+        if self._topics is not None:
+            self._topics.ensure(topic_for_subject(subject))
         try:
             meta = reg.metadata(subject)
         except NotFound:

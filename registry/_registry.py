@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from registry import _compat, _store
 from registry._model import SubjectState, VersionState, fingerprint
 from registry._policy import check_metadata, check_owner_change, judge, registration_metadata
+from registry._readplan import ReadPlan, read_plan
 from registry._schemas import ParsedSchema, parse
 from registry._tokens import Tokens
 from registry._types import (
@@ -65,6 +66,7 @@ class Registry:
         self._tokens = Tokens(engine, admin_token)
         self._global = DEFAULT_COMPATIBILITY
         self._upcasters: dict[tuple[str, int, int], list[Step]] = {}
+        self._read_plans: dict[str, dict[int, ReadPlan]] = {}
         self._load()
 
     # ---------------------------------------------------------------- lifecycle
@@ -163,6 +165,7 @@ class Registry:
                 sub.versions[r.version] = VersionState.from_row(r)
             self._subjects[name] = sub
             self._upcasters = {k: v for k, v in self._upcasters.items() if k[0] != name}
+            self._read_plans.pop(name, None)
             return sub
 
     # ---------------------------------------------------------------- reads
@@ -432,6 +435,7 @@ class Registry:
         sub.metadata = meta
         sub.versions[number] = VersionState(number, schema_id, False, migration)
         self._upcasters = {k: v for k, v in self._upcasters.items() if k[0] != subject}
+        self._read_plans.pop(subject, None)
         return RegisterResult(schema_id, number, created=True, migrated=migrated, messages=messages)
 
     def set_metadata(self, metadata: SubjectMetadata, *, principal: Principal) -> SubjectMetadata:
@@ -540,6 +544,17 @@ class Registry:
         for step in steps:
             payload = step(payload)
         return latest, payload
+
+    def read_plan(self, subject: str, version: int | None = None) -> ReadPlan:
+        """How each field of the subject's latest version (or of ``version``) is read from
+        events stored under older versions (see :mod:`registry._readplan`)."""
+        target = version if version is not None else self.latest(subject).version
+        with self._lock:
+            plans = self._read_plans.setdefault(subject, {})
+            cached = plans.get(target)
+            if cached is None:
+                cached = plans[target] = read_plan(self._subject(subject), self._parsed, target)
+        return cached
 
     # ---------------------------------------------------------------- auth
     def authenticate(self, authorization_header: str | None) -> Principal | None:

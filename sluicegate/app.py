@@ -22,7 +22,7 @@ from cdc import router as cdc_router
 from cdc import start_cdc
 from gateway import router as gateway_router
 from gateway import start_gateway
-from materializer.features import FeatureStore
+from materializer.features import FeatureStore, SubjectViews
 from materializer.features import router as features_router
 from materializer.loader import MAX_RESULT_ROWS, ReadOnlySql, start_materializer
 from materializer.loader import router as sql_router
@@ -35,6 +35,7 @@ from sluicegate import __version__
 from sluicegate.bodylimit import BodyLimit
 from sluicegate.clickhouse import connect, connect_readonly, query_limits
 from sluicegate.errors import BadRequest, SluicegateError, TooManyRequests, Unavailable
+from sluicegate.naming import CLICKHOUSE_DATABASE
 from sluicegate.settings import Settings
 from sluicegate.sqlgate import load_allowlist
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         ingest = start_gateway(app, settings) if serves_ingest else None
         cdc = None
         loader = None
+        views: SubjectViews | None = None
         if serves_store:
             app.state.clickhouse = connect(settings.clickhouse_url, settings.data_dir)
             apply_clickhouse_migrations(app.state.clickhouse)
@@ -111,6 +113,12 @@ def create_app(settings: Settings) -> FastAPI:
                 [connect(settings.clickhouse_url, settings.data_dir) for _ in range(2)],
                 app.state.registry,
             )
+            views = SubjectViews(
+                connect(settings.clickhouse_url, settings.data_dir),
+                app.state.registry,
+                CLICKHOUSE_DATABASE,
+            )
+            views.start()
         if serves_ingest:
             # the database passwords of the CDC configs are in the environment
             cdc = start_cdc(app, settings, os.environ)
@@ -119,6 +127,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if cdc is not None:
                 cdc.stop()
+            if views is not None:
+                views.stop()
             if serves_store:
                 app.state.features.close()
             if loader is not None:

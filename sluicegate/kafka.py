@@ -1,13 +1,19 @@
-"""Kafka client settings shared by every consumer Sluicegate runs."""
+"""Kafka settings shared by Sluicegate's clients: consumer group membership, and the
+creation of governed topics."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["member_of", "static_membership"]
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+__all__ = ["GovernedTopics", "member_of", "static_membership"]
 
 
 def member_of(data_dir: Path) -> str:
@@ -29,3 +35,45 @@ def static_membership(
         return {}
     topics = hashlib.sha256("\n".join(sorted(subscription)).encode()).hexdigest()[:8]
     return {"group.instance.id": f"{group}-{member}-{topics}"}
+
+
+class GovernedTopics:
+    """Creates each governed topic with ``partitions`` partitions before it is first
+    produced to (the broker's own default applies only to topics created otherwise).
+
+    A topic that exists is left as it is; when the broker cannot be reached the produce
+    that follows fails and answers for it, so nothing is raised here."""
+
+    def __init__(self, bootstrap: str, partitions: int) -> None:
+        self._bootstrap = bootstrap
+        self._partitions = partitions
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+        self._admin: AdminClient | None = None
+        self._quiet_until = 0.0  # after a failure, leave the broker alone for a while
+
+    def ensure(self, topic: str, timeout: float = 2.0) -> None:
+        if topic in self._known or time.monotonic() < self._quiet_until:
+            return
+        with self._lock:
+            if topic in self._known or time.monotonic() < self._quiet_until:
+                return
+            if self._admin is None:
+                self._admin = AdminClient({"bootstrap.servers": self._bootstrap,
+                                           "log_level": 0})
+            future = self._admin.create_topics(
+                [NewTopic(topic, num_partitions=self._partitions, replication_factor=-1)],
+                operation_timeout=timeout, request_timeout=timeout,
+            )[topic]
+            try:
+                future.result(timeout)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if not (isinstance(err, KafkaError)
+                        and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                    self._quiet_until = time.monotonic() + 30  # tried again later
+                    return
+            except Exception:  # a timeout: the broker is away; try again later
+                self._quiet_until = time.monotonic() + 30
+                return
+            self._known.add(topic)

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, gt=0, description="Largest accepted request body."
     )
+    topic_partitions: int = Field(
+        4, ge=1, le=1000, description="Partitions of a governed topic Sluicegate creates."
+    )
     max_batch_events: int = Field(10_000, gt=0, description="Most events in one batch request.")
     produce_timeout_s: float = Field(10.0, gt=0, description="Wait for Kafka acks before a 503.")
     role: Role = Field(

@@ -6,6 +6,7 @@ One definition (YAML) serves both online reads and training sets: both are compi
 
 from materializer.features._expr import AggregateCall
 from materializer.features._store import FeatureStore
+from materializer.features._views import SubjectViews, view_name
 from materializer.features.definition import (
     CompiledFeature,
     Entity,
@@ -26,8 +27,10 @@ __all__ = [
     "FeatureKind",
     "FeatureStore",
     "FunctionAllowlist",
+    "SubjectViews",
     "load_definitions",
     "parse_definitions",
     "parse_window",
     "router",
+    "view_name",
 ]

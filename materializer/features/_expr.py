@@ -22,6 +22,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from materializer.features._fields import ENVELOPE_COLUMNS, FieldType
+from materializer.features._upcast import FieldReader
 from sluicegate.errors import InvalidDefinition
 from sluicegate.sqlgate import FunctionAllowlist, SqlNotAllowed, check_expression
 
@@ -31,7 +32,6 @@ __all__ = [
     "CompiledExpression",
     "compile_aggregation",
     "compile_filter",
-    "field_sql",
 ]
 
 DIALECT = "clickhouse"
@@ -114,15 +114,6 @@ def _column_path(col: exp.Column | exp.Dot) -> str:
     return col.sql(dialect=DIALECT).replace('"', "").replace("`", "")
 
 
-def field_sql(path: str, ftype: FieldType | None) -> str:
-    """SQL reading payload field ``path`` typed, or the envelope column of that name."""
-    if ftype is None:
-        return path
-    keys = ", ".join(exp.Literal.string(p).sql(dialect=DIALECT) for p in path.split("."))
-    type_lit = exp.Literal.string(ftype.clickhouse_type).sql(dialect=DIALECT)
-    return f"JSONExtract(payload, {keys}, {type_lit})"
-
-
 def _func_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous | exp.AnonymousAggFunc | exp.ParameterizedAgg):
         return str(node.this)
@@ -140,7 +131,7 @@ def _unknown_field(path: str, what: str, fields: dict[str, FieldType], subject: 
 
 
 def _resolve_columns(tree: exp.Expr, what: str, fields: dict[str, FieldType],
-                     subject: str) -> tuple[exp.Expr, list[str]]:
+                     subject: str, reader: FieldReader) -> tuple[exp.Expr, list[str]]:
     """Replace every field reference with its typed extraction; -> (tree, fields read)."""
     read: list[str] = []
 
@@ -150,7 +141,7 @@ def _resolve_columns(tree: exp.Expr, what: str, fields: dict[str, FieldType],
             if path in fields:
                 if path not in read:
                     read.append(path)
-                return sqlglot.parse_one(field_sql(path, fields[path]), dialect=DIALECT)
+                return sqlglot.parse_one(reader.sql(path, fields[path], what), dialect=DIALECT)
             if path in ENVELOPE_COLUMNS:
                 return exp.column(path)
             _unknown_field(path, what, fields, subject)
@@ -239,10 +230,11 @@ def _aggregate_call(node: exp.Expr, name: str) -> AggregateCall:
 
 
 def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
-                        catalog: FunctionAllowlist | None, what: str = "aggregation"
-                        ) -> CompiledExpression:
+                        catalog: FunctionAllowlist | None, what: str = "aggregation",
+                        reader: FieldReader | None = None) -> CompiledExpression:
     """Check and compile an aggregation (one or more aggregate calls combined by scalar
-    functions) against the payload ``fields`` of ``subject``."""
+    functions) against the payload ``fields`` of ``subject``; ``reader`` reads each field
+    as the latest version (default: as stored)."""
     raw = _sugar(_parse(text, what))
     if raw.find(exp.Window):
         raise InvalidDefinition(f"{what}: window functions (OVER) are not allowed", field=what)
@@ -278,7 +270,7 @@ def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
                 f"{what}: field {_column_path(col)!r} is used outside an aggregate function",
                 field=what)
 
-    compiled, read = _resolve_columns(raw, what, fields, subject)
+    compiled, read = _resolve_columns(raw, what, fields, subject, reader or FieldReader())
     calls: list[AggregateCall] = []
     names: list[str] = []
 
@@ -308,7 +300,8 @@ def _ancestors(node: exp.Expr) -> Iterable[exp.Expr]:
 
 
 def compile_filter(text: str | None, fields: dict[str, FieldType], subject: str,
-                   catalog: FunctionAllowlist | None, what: str = "filter") -> CompiledExpression:
+                   catalog: FunctionAllowlist | None, what: str = "filter",
+                   reader: FieldReader | None = None) -> CompiledExpression:
     """Check and compile a row filter (a boolean expression without aggregates)."""
     if text is None or not text.strip():
         return CompiledExpression(sql="1", fields=())
@@ -319,5 +312,5 @@ def compile_filter(text: str | None, fields: dict[str, FieldType], subject: str,
             raise InvalidDefinition(
                 f"{what}: aggregate function {_func_name(node)!r} is not allowed in a filter",
                 field=what)
-    compiled, read = _resolve_columns(tree, what, fields, subject)
+    compiled, read = _resolve_columns(tree, what, fields, subject, reader or FieldReader())
     return CompiledExpression(sql=compiled.sql(dialect=DIALECT), fields=tuple(read))

@@ -36,6 +36,7 @@ from materializer.features._catalog import (
     resolve_records,
 )
 from materializer.features._jobs import Job, Jobs
+from materializer.features._upcast import field_reader
 from materializer.features.definition import CompiledFeature, FeatureDefinition
 from sluicegate.errors import (
     BadRequest,
@@ -145,7 +146,8 @@ class FeatureStore:
             schema_version = rec.spec.get("_schema_version")
             schema = (self._registry.version(defn.source, schema_version)
                       if schema_version else self._registry.latest(defn.source))
-            cf = defn.compiled(schema)
+            cf = defn.compiled(schema, reader=field_reader(self._registry, defn.source,
+                                                           int(schema.version)))
             self._compiled[key] = cf
         return cf
 
@@ -161,7 +163,9 @@ class FeatureStore:
                 f"feature {defn.name}: source: subject {defn.source!r} is not registered",
                 field="source") from exc
         try:
-            cf = defn.model_copy(update={"version": version}).compiled(schema, self.functions())
+            cf = defn.model_copy(update={"version": version}).compiled(
+                schema, self.functions(), field_reader(self._registry, defn.source,
+                                                       int(schema.version)))
         except InvalidDefinition as exc:
             raise InvalidDefinition(f"feature {defn.name}: {exc.message}", **exc.details) from exc
         for statement in (sql.dry_run(cf), sql.state_select(cf, "b", "0")):

@@ -37,9 +37,9 @@ from materializer.features._expr import (
     AggregateCall,
     compile_aggregation,
     compile_filter,
-    field_sql,
 )
 from materializer.features._fields import FieldType, schema_fields
+from materializer.features._upcast import FieldReader
 from sluicegate.errors import InvalidDefinition
 from sluicegate.naming import is_valid_subject
 from sluicegate.sqlgate import FunctionAllowlist
@@ -187,15 +187,19 @@ class FeatureDefinition(BaseModel):
         """The definition as written (without the version), for storage and diffs."""
         return self.model_dump(exclude={"version"}, mode="json", exclude_none=True)
 
-    def compiled(self, schema: Any, functions: FunctionAllowlist | None = None) -> CompiledFeature:
+    def compiled(self, schema: Any, functions: FunctionAllowlist | None = None,
+                 reader: FieldReader | None = None) -> CompiledFeature:
         """Check this definition against ``schema`` (the source subject's RegisteredSchema:
         ``schema_type`` and ``schema`` text) and compile it to SQL over ``events``.
 
         ``functions`` (the store's function catalog) also refuses unknown functions; without
-        it only fields, types and structure are checked. Raises InvalidDefinition.
+        it only fields, types and structure are checked. ``reader`` (see
+        :func:`materializer.features._upcast.field_reader`) reads events stored under older
+        versions as the latest one; without it fields are read as stored. Raises
+        InvalidDefinition.
         """
         fields = schema_fields(str(schema.schema_type), schema.schema)
-        return _compile(self, fields, functions)
+        return _compile(self, fields, functions, reader or FieldReader())
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,7 @@ class CompiledFeature:
         return f"{self.name}@{self.version}"
 
 
-def _key_sql(defn: FeatureDefinition, fields: dict[str, FieldType]) -> str:
+def _key_sql(defn: FeatureDefinition, fields: dict[str, FieldType], reader: FieldReader) -> str:
     key = defn.entity.key
     if key is None:
         return "entity_key"
@@ -239,16 +243,19 @@ def _key_sql(defn: FeatureDefinition, fields: dict[str, FieldType]) -> str:
         raise InvalidDefinition(
             f"entity.key: field {key!r} is a {ftype.kind}; an entity key is a string or an "
             "integer", field="entity.key")
-    if ftype.base == "String":
+    if ftype.base == "String" and not reader.upcasts(key):
         keys = ", ".join("'" + p.replace("\\", "\\\\").replace("'", "\\'") + "'"
                          for p in key.split("."))
         return f"JSONExtractString(payload, {keys})"
-    return f"ifNull(toString({field_sql(key, FieldType('Int64', True, ftype.kind))}), '')"
+    if ftype.base == "String":
+        return reader.sql(key, FieldType("String", False, ftype.kind), "entity.key")
+    return (f"ifNull(toString({reader.sql(key, FieldType('Int64', True, ftype.kind), 'entity.key')}"
+            "), '')")
 
 
 def _compile(defn: FeatureDefinition, fields: dict[str, FieldType],
-             functions: FunctionAllowlist | None) -> CompiledFeature:
-    entity_expr = _key_sql(defn, fields)
+             functions: FunctionAllowlist | None, reader: FieldReader) -> CompiledFeature:
+    entity_expr = _key_sql(defn, fields, reader)
     version = defn.version or 0
     common: dict[str, Any] = {"name": defn.name, "version": version,
                               "entity_type": defn.entity.type, "subject": defn.source,
@@ -256,8 +263,9 @@ def _compile(defn: FeatureDefinition, fields: dict[str, FieldType],
     key_fields = (defn.entity.key,) if defn.entity.key else ()
     if defn.attribute is None:
         assert defn.aggregation is not None
-        agg = compile_aggregation(defn.aggregation, fields, defn.source, functions)
-        flt = compile_filter(defn.filter, fields, defn.source, functions)
+        agg = compile_aggregation(defn.aggregation, fields, defn.source, functions,
+                                  reader=reader)
+        flt = compile_filter(defn.filter, fields, defn.source, functions, reader=reader)
         return CompiledFeature(
             kind=FeatureKind.AGGREGATE, value_agg=agg.sql, filter_expr=flt.sql,
             window_ms=defn.window_ms, default_sql="0" if agg.count_like else "NULL",
@@ -272,7 +280,8 @@ def _compile(defn: FeatureDefinition, fields: dict[str, FieldType],
     if defn.attribute.mode == "value":
         text = f"tupleElement(argMax(tuple(if(op = 'd', NULL, {_quote_ident(column)})), " \
                f"{ORDER_KEY_SQL}), 1)"
-        agg = compile_aggregation(text, fields, defn.source, functions, what="attribute.column")
+        agg = compile_aggregation(text, fields, defn.source, functions, what="attribute.column",
+                                  reader=reader)
         return CompiledFeature(
             kind=FeatureKind.ATTRIBUTE_VALUE, value_agg=agg.sql, filter_expr="op != 't'",
             window_ms=None, default_sql="NULL", fields=_merge(key_fields, (column,)),
@@ -281,9 +290,10 @@ def _compile(defn: FeatureDefinition, fields: dict[str, FieldType],
     if ftype.base.startswith(("Array(", "Map(")):
         raise InvalidDefinition(f"attribute.column: a set attribute needs a scalar column; "
                                 f"{column!r} is a {ftype.kind}", field="attribute.column")
-    value_sql = field_sql(column, FieldType(ftype.base, False, ftype.kind))
-    flt = compile_filter(defn.filter, fields, defn.source, functions)
-    present = f"isNotNull({field_sql(column, FieldType(ftype.base, True, ftype.kind))})"
+    value_sql = reader.sql(column, FieldType(ftype.base, False, ftype.kind), "attribute.column")
+    flt = compile_filter(defn.filter, fields, defn.source, functions, reader=reader)
+    nullable = FieldType(ftype.base, True, ftype.kind)
+    present = f"isNotNull({reader.sql(column, nullable, 'attribute.column')})"
     call, template = sql.set_aggregate(value_sql, f"({flt.sql}) AND {present}")
     return CompiledFeature(
         kind=FeatureKind.ATTRIBUTE_SET, value_agg=template.replace(sql.PLACEHOLDER0, call.sql),

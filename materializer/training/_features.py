@@ -49,9 +49,11 @@ def feature_specs(
     """The current (or ``name@v``-pinned) versions of ``names``, compiled against their
     source subject's latest schema (payloads in ``events`` are upcast to it)."""
     from materializer.features import load_definitions
+    from materializer.features._upcast import field_reader
 
     specs = []
     for defn in load_definitions(client, list(names)):
-        compiled = defn.compiled(registry.latest(defn.source))
+        compiled = defn.compiled(registry.latest(defn.source),
+                                 reader=field_reader(registry, defn.source))
         specs.append(spec_from_compiled(compiled, aggregation=_written(defn)))
     return specs

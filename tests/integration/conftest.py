@@ -9,6 +9,7 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -61,3 +62,10 @@ def session() -> Iterator[requests.Session]:
     """One HTTP session for a module's property-based runs (schemathesis calls through it)."""
     with requests.Session() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB data directory tests may open in this process (chDB allows one path
+    per process)."""
+    return tmp_path_factory.mktemp("chdb")

@@ -40,11 +40,6 @@ from migrations._clickhouse import apply_clickhouse_migrations
 from sluicegate.clickhouse import BASE_SETTINGS
 
 
-@pytest.fixture(scope="module")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("training-chdb")
-
-
 @pytest.fixture
 def store(chdb_path: Path, unique: str) -> Iterator[tuple[Client, str]]:
     """A fresh database with the real migrations applied, on chDB in this process."""

@@ -70,8 +70,8 @@ BASE = "name: f\nentity: {type: user, key: user_id}\nsource: reddit.upvote\n"
 def test_public_api_is_pinned() -> None:
     assert sorted(features.__all__) == sorted([
         "AggregateCall", "CompiledFeature", "Entity", "FeatureDefinition", "FeatureKind",
-        "FeatureStore", "FunctionAllowlist", "load_definitions", "parse_definitions",
-        "parse_window", "router",
+        "FeatureStore", "FunctionAllowlist", "SubjectViews", "load_definitions",
+        "parse_definitions", "parse_window", "router", "view_name",
     ])
 
 
