@@ -107,7 +107,7 @@ def ceiling(client: Any, evs: list[tuple[Envelope, bytes]], batch: int, topic: s
     client.command("CREATE TABLE bench_ceiling AS events")
     rows = [
         (e.event_id, e.subject, e.entity_key, e.occurred_at, e.ingested_at, "http", e.producer,
-         "", e.schema_id, 1, 1, body.decode(), topic, 0, i)
+         "", None, None, e.schema_id, 1, 1, body.decode(), topic, 0, i)
         for i, (e, body) in enumerate(evs)
     ]
     started = time.perf_counter()

@@ -119,6 +119,8 @@ class DatabaseBridge:
     ) -> None:
         self.cfg = cfg
         self._member = member
+        self._log_reader: Consumer | None = None  # watermark queries for status()
+        self._lock_log = threading.Lock()
         self._topics = topics
         self._registry = registry
         self._bootstrap = kafka_bootstrap
@@ -156,6 +158,32 @@ class DatabaseBridge:
             self._thread.join(timeout)
         if self._conn is not None:
             self._conn.close()
+        with self._lock_log:
+            if self._log_reader is not None:
+                self._log_reader.close()
+                self._log_reader = None
+
+    def _in_log(self, subject: str) -> int | None:
+        """Records the subject's governed topic holds (every change bridged and still
+        retained, whenever it was bridged); None when Kafka does not answer."""
+        topic = topic_for_subject(subject)
+        with self._lock_log:
+            if self._log_reader is None:
+                self._log_reader = Consumer({"bootstrap.servers": self._bootstrap,
+                                             "group.id": f"sluicegate-cdc-{self.cfg.name}-status",
+                                             "log_level": 0})
+            try:
+                meta = self._log_reader.list_topics(topic, timeout=3).topics.get(topic)
+                if meta is None or meta.error is not None:
+                    return 0
+                total = 0
+                for p in meta.partitions:
+                    low, high = self._log_reader.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=3)
+                    total += high - low
+                return total
+            except KafkaException:
+                return None
 
     def status(self) -> dict[str, Any]:
         tables = []
@@ -165,6 +193,7 @@ class DatabaseBridge:
             st.update(
                 raw_topic=topic,
                 changes=c.changes,
+                changes_in_log=self._in_log(gov.subject),
                 by_op=dict(c.by_op),
                 last_commit_time=ms_to_iso(c.last_commit_ms) if c.last_commit_ms else None,
                 held_offset=c.held_offset if gov.held else None,

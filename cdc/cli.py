@@ -190,8 +190,10 @@ def _status_one(cfg: DatabaseConfig, settings: Settings) -> bool:
         typer.echo(f"  catalog: {bridge['catalog_error']}")
     for t in bridge["tables"]:
         version = f"v{t['schema_version']}" if t["schema_version"] else "no version yet"
+        in_log = t.get("changes_in_log")
+        logged = f", {in_log} in the log" if in_log is not None else ""
         typer.echo(f"  {t['table']} -> {t['subject']} ({version}): {t['state']}, "
-                   f"{t['changes']} changes")
+                   f"{t['changes']} changes since start{logged}")
         if t["error"]:
             typer.echo(f"    error: {t['error']}")
             if t.get("held_offset") is not None:

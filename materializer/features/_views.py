@@ -29,7 +29,7 @@ __all__ = ["SubjectViews", "view_name", "view_sql"]
 log = logging.getLogger("sluicegate.features.views")
 
 ENVELOPE = ("event_id", "entity_key", "occurred_at", "ingested_at", "source", "producer", "op",
-            "schema_version", "payload_version")
+            "source_lsn", "source_txid", "schema_version", "payload_version")
 
 
 def view_name(subject: str) -> str:

@@ -15,6 +15,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "source",
     "producer",
     "op",
+    "source_lsn",
+    "source_txid",
     "schema_id",
     "schema_version",
     "payload_version",

@@ -50,6 +50,13 @@ class Poison(Exception):
     """A record that can never be loaded; the message is the dead letter's reason."""
 
 
+def _position(position: dict[str, str], name: str) -> int | None:
+    """A CDC source position (LSN, transaction id) as a number; None for http events or a
+    value that is not one."""
+    text = position.get(name)
+    return int(text) if text is not None and text.isdigit() else None
+
+
 def _json_default(value: Any) -> Any:
     # Avro logical types and bytes that orjson does not serialize by itself.
     if isinstance(value, Decimal):
@@ -175,6 +182,8 @@ class RecordDecoder:
             env.source,  # a StrEnum: written as its text
             env.producer,
             env.op or "",
+            _position(env.position, "lsn"),
+            _position(env.position, "txid"),
             schema_id,
             env.schema_version,
             version,

@@ -194,6 +194,8 @@ def event_rows(events: list[Event]) -> list[list[Any]]:
             "source": "http",
             "producer": "test",
             "op": "",
+            "source_lsn": None,
+            "source_txid": None,
             "schema_id": e.schema_version,
             "schema_version": e.schema_version,
             "payload_version": 2,

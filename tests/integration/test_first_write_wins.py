@@ -4,7 +4,6 @@ nothing: not the physical rows of `events`, not a feature online, not `ingested_
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +48,17 @@ def post(http: httpx.Client, subject: str, event: dict[str, Any], key: str) -> N
     assert r.status_code == 202, r.text
 
 
+def sentinels(http: httpx.Client, subject: str, tag: str) -> None:
+    """One new event per entity key after the re-posts: the gateway keys records by entity,
+    so once a key's sentinel is in `events`, every earlier post of that key was loaded."""
+    for user in ("u0", "u1", "u2"):
+        post(http, subject, {"user_id": user, "amount": 0}, f"sentinel-{tag}-{user}")
+
+
+def originals(rows: list[list[Any]]) -> list[list[Any]]:
+    return [row for row in rows if row[0].startswith("k") and row[0] != "k-new"]
+
+
 def test_reposts_change_nothing(stack: Stack, tmp_path: Path, unique: str,
                                 pytestconfig: pytest.Config) -> None:
     subject = f"fww.pay{unique}"
@@ -80,19 +90,20 @@ def test_reposts_change_nothing(stack: Stack, tmp_path: Path, unique: str,
             r = http.post("/v1/events", content=orjson.dumps(batch),
                           headers={"Content-Type": "application/json"})
             assert r.status_code in (202, 207), r.text
-            wait_loaded(http, subject, 11)
-            time.sleep(1)  # let any copy that would land, land
-            assert physical_rows(http) == rows_before + 1
-            after = state(http, subject)
-            assert [row for row in after if row[0] != "k-new"] == before
+            sentinels(http, subject, "a")
+            wait_loaded(http, subject, 14)  # 10 + k-new + 3 sentinels
+            assert physical_rows(http) == rows_before + 4
+            assert originals(state(http, subject)) == before
 
-            # online: only k-new counts (user u0: one more payment of 5)
+            # online: only k-new (u0, 5) and the sentinels (one payment of 0 each) count
             now = read_until(http, "user", ["u0", "u1", "u2"], names,
-                             lambda b: b["results"][0] != online["results"][0])
-            assert now["results"][1:] == online["results"][1:]
-            was, got = online["results"][0]["features"], now["results"][0]["features"]
-            assert got[f"payments{unique}"] == was[f"payments{unique}"] + 1
-            assert got[f"spent{unique}"] == was[f"spent{unique}"] + 5
+                             lambda b: b["results"][0]["features"][names[1]]
+                             == online["results"][0]["features"][names[1]] + 2)
+            for was, got, extra in zip(online["results"], now["results"], (5, 0, 0),
+                                       strict=True):
+                count = 2 if got["key"] == "u0" else 1
+                assert got["features"][names[1]] == was["features"][names[1]] + count
+                assert got["features"][names[0]] == was["features"][names[0]] + extra
         server.stop()
 
         # after a restart on the same data directory
@@ -101,11 +112,9 @@ def test_reposts_change_nothing(stack: Stack, tmp_path: Path, unique: str,
         with server.client() as http:
             for i in range(10):
                 post(http, subject, {"user_id": f"u{i % 3}", "amount": 2000 + i}, f"k{i}")
-            post(http, subject, {"user_id": "u9", "amount": 1}, "k-last")
-            wait_loaded(http, subject, 12)
-            time.sleep(1)
-            assert physical_rows(http) == rows_before + 2
-            assert [row for row in state(http, subject)
-                    if row[0] not in ("k-new", "k-last")] == before
+            sentinels(http, subject, "b")
+            wait_loaded(http, subject, 17)  # and 3 more sentinels
+            assert physical_rows(http) == rows_before + 7
+            assert originals(state(http, subject)) == before
     finally:
         server.stop()

@@ -67,6 +67,15 @@ def test_kill_9_then_new_events_and_changes_arrive_in_seconds(cdc: CdcHarness,
             assert http.post(f"/v1/events/{http_subject}",
                              json={"user_id": f"u{i}"}).status_code == 202
         _seconds_until(http, {http_subject: 5, cdc_subject: 5})
+        # CDC events keep their source position (LSN, transaction id); http events have none
+        r = http.post("/v1/sql", json={"query": (
+            "SELECT source, countIf(source_lsn IS NULL), countIf(source_txid IS NULL), "
+            "arraySort(groupArray(source_lsn)) = groupArray(source_lsn) FROM "
+            "(SELECT * FROM events WHERE subject IN "
+            f"('{http_subject}', '{cdc_subject}') ORDER BY occurred_at, source_lsn) "
+            "GROUP BY source ORDER BY source")})
+        assert r.status_code == 200, r.text
+        assert r.json()["rows"] == [["cdc", 0, 0, True], ["http", 5, 5, True]]
 
     figures = []
     for round_ in (1, 2):
@@ -83,6 +92,9 @@ def test_kill_9_then_new_events_and_changes_arrive_in_seconds(cdc: CdcHarness,
             figures.append(took)
             status = cdc.bridge_status()
             assert all(t["state"] == "running" for t in status["tables"]), status
+            # counted from the governed topic, not since this process started
+            (table_status,) = status["tables"]
+            assert table_status["changes"] <= 5 < changes + 5 <= table_status["changes_in_log"]
     print(f"kill -9 -> new events and CDC changes in events: {figures} s")
     assert max(figures) < BOUND_S, figures
 

@@ -1,7 +1,8 @@
 """Every event is read as its subject's latest version: a v1 -> v2 -> v3 chain (add with a
-default, rename, derive) with events loaded under each version, then features created
-after the chain. Online values (backfilled and fed at insert) and a training set equal a
-brute-force Python evaluation over the payloads `POST /v1/subjects/S/upcast` returns."""
+default, rename, remove, derive) with events loaded under each version, then features created
+after the chain. Online values (backfilled and fed at insert), training sets in both time
+modes and the subject's `latest_` view equal a brute-force Python evaluation over the
+payloads `POST /v1/subjects/S/upcast` returns."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
     from tests.integration.conftest import Stack
 
 V1 = {"type": "object", "properties": {"user_id": {"type": "string"},
-                                       "amount": {"type": "integer"}},
+                                       "amount": {"type": "integer"},
+                                       "note": {"type": "string"}},
       "required": ["user_id", "amount"]}
 V2 = {"type": "object", "properties": {"user_id": {"type": "string"},
                                        "amount": {"type": "integer"},
+                                       "note": {"type": "string"},
                                        "channel": {"type": "string"}},
       "required": ["user_id", "amount"]}
 V3 = {"type": "object", "properties": {"user_id": {"type": "string"},
@@ -65,7 +68,8 @@ def test_features_and_training_sets_read_every_event_as_the_latest_version(
     try:
         with server.client() as http:
             _register(http, subject, V1)
-            v1 = [{"user_id": rng.choice(USERS), "amount": rng.randint(1, 90)} for _ in range(40)]
+            v1 = [{"user_id": rng.choice(USERS), "amount": rng.randint(1, 90), "note": "n"}
+                  for _ in range(40)]
             _post(http, subject, v1)
             wait_loaded(http, subject, 40)  # stored as version 1, before version 2 exists
             written += [(1, e) for e in v1]
@@ -78,6 +82,7 @@ def test_features_and_training_sets_read_every_event_as_the_latest_version(
             written += [(2, e) for e in v2]
 
             _register(http, subject, V3, [{"op": "rename", "from": "amount", "to": "value"},
+                                          {"op": "drop", "field": "note"},
                                           {"op": "derive", "field": "big",
                                            "expr": "value > 50"}])
             v3 = [{"user_id": rng.choice(USERS), "value": rng.randint(1, 90),
@@ -123,12 +128,14 @@ def test_features_and_training_sets_read_every_event_as_the_latest_version(
                    for u in USERS]
             r = http.post("/v1/observations", json={"spine": f"s{unique}", "observations": obs})
             assert r.status_code == 201, r.text
-            r = http.post("/v1/training-sets", json={"spine": {"observations": f"s{unique}"},
-                                                     "features": names})
-            assert r.status_code == 200, r.text
-            rows = pq.read_table(io.BytesIO(r.content)).to_pylist()
-            training = {row["observation_id"]: {n: row[n] for n in names} for row in rows}
-            assert training == {u: expected[u] for u in USERS}
+            for arrival_time in (False, True):  # both time modes
+                r = http.post("/v1/training-sets", json={
+                    "spine": {"observations": f"s{unique}"}, "features": names,
+                    "arrival_time": arrival_time})
+                assert r.status_code == 200, r.text
+                rows = pq.read_table(io.BytesIO(r.content)).to_pylist()
+                training = {row["observation_id"]: {n: row[n] for n in names} for row in rows}
+                assert training == {u: expected[u] for u in USERS}, arrival_time
 
             # the SQL surface: the subject's view shows every event as version 3
             view = view_name(subject)

@@ -12,7 +12,7 @@ import pytest
 from materializer.loader._batch import EVENT_COLUMNS, DeadLetter, EventColumns
 from materializer.loader._decode import RecordDecoder
 from registry import Compatibility, Principal, Registry, SchemaType, SubjectMetadata
-from sluicegate.envelope import Envelope, Source, frame
+from sluicegate.envelope import CdcOp, Envelope, Source, frame
 from sluicegate.errors import Unavailable
 
 ADMIN = Principal("admin", admin=True)
@@ -94,12 +94,14 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     reg.close()
 
 
-def record(registry: Registry, subject: str, version: int, payload: dict, **kw: object) -> Rec:
+def record(registry: Registry, subject: str, version: int, payload: dict,
+           position: dict[str, str] | None = None, **kw: object) -> Rec:
     schema = registry.version(subject, version)
     env = Envelope(
         event_id=f"e-{version}", subject=subject, schema_id=schema.id, schema_version=version,
         entity_key="u1", occurred_at=1_700_000_000_123, ingested_at=1_700_000_001_000,
-        source=Source.HTTP, producer="web", payload=payload,
+        source=Source.CDC if position else Source.HTTP, producer="web", payload=payload,
+        op=CdcOp.UPDATE if position else None, position=position or {},
     )
     return Rec("sg." + subject, frame(schema.id, schema.encode(payload)), env.headers(), **kw)  # type: ignore[arg-type]
 
@@ -135,6 +137,16 @@ def test_migration_rule_upcasts_an_old_json_event(registry: Registry) -> None:
     assert dead == []
     assert [orjson.loads(r["payload"]) for r in rows] == [{"user_id": "u1", "ts": "x"}] * 2
     assert [(r["schema_version"], r["payload_version"]) for r in rows] == [(1, 2), (2, 2)]
+
+
+def test_cdc_events_keep_their_source_position(registry: Registry) -> None:
+    cdc = record(registry, "t.json", 1, {"user": "u9", "ts": "x"},
+                 position={"lsn": "24023128", "txid": "771"})
+    http = record(registry, "t.json", 1, {"user": "u9", "ts": "y"})
+    rows, dead = decode(registry, cdc, http)
+    assert dead == []
+    assert [(r["source"], r["op"], r["source_lsn"], r["source_txid"]) for r in rows] == [
+        ("cdc", "u", 24023128, 771), ("http", "", None, None)]
 
 
 def test_json_payload_is_kept_as_sent(registry: Registry) -> None:
