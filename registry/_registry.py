@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from registry import _compat, _store
 from registry._model import SubjectState, VersionState, fingerprint
@@ -544,6 +544,17 @@ class Registry:
         for step in steps:
             payload = step(payload)
         return latest, payload
+
+    def latest_versions(self) -> dict[str, int]:
+        """Every subject's latest live version, in one database query (for watchers that
+        must notice new versions of any subject without re-reading each one)."""
+        with _store.transaction(self._engine) as conn:
+            rows = conn.execute(
+                select(_store.versions.c.subject, func.max(_store.versions.c.version))
+                .where(_store.versions.c.deleted.is_(False))
+                .group_by(_store.versions.c.subject)
+            ).all()
+        return {str(subject): int(version) for subject, version in rows}
 
     def read_plan(self, subject: str, version: int | None = None) -> ReadPlan:
         """How each field of the subject's latest version (or of ``version``) is read from

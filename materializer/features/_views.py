@@ -41,10 +41,11 @@ def _ident(name: str) -> str:
     return exp.to_identifier(name, quoted=True).sql(dialect=DIALECT)
 
 
-def view_sql(registry: Any, subject: str, database: str) -> str:
-    """The ``CREATE OR REPLACE VIEW`` statement of ``subject``'s view."""
-    latest = registry.latest(subject)
-    reader = field_reader(registry, subject)
+def view_sql(registry: Any, subject: str, database: str, version: int | None = None) -> str:
+    """The ``CREATE OR REPLACE VIEW`` statement of ``subject``'s view, as of its latest
+    version (or ``version``)."""
+    latest = registry.latest(subject) if version is None else registry.version(subject, version)
+    reader = field_reader(registry, subject, int(latest.version))
     columns = list(ENVELOPE)
     for path, ftype in sorted(schema_fields(str(latest.schema_type), latest.schema).items()):
         if path in ENVELOPE:
@@ -64,7 +65,7 @@ class SubjectViews:
     checks the registry every ``interval_s``)."""
 
     def __init__(self, client: Client, registry: Any, database: str, *,
-                 interval_s: float = 2.0) -> None:
+                 interval_s: float = 3.0) -> None:
         self._client = client
         self._registry = registry
         self._database = database
@@ -82,13 +83,14 @@ class SubjectViews:
             self._thread.join(10)
 
     def refresh(self) -> None:
-        """Create or replace the view of every subject whose latest version changed."""
-        for subject in self._registry.subjects():
+        """Create or replace the view of every subject whose latest version changed (one
+        registry query finds them)."""
+        for subject, version in sorted(self._registry.latest_versions().items()):
+            if self._made.get(subject) == version:
+                continue
             try:
-                version = int(self._registry.latest(subject).version)
-                if self._made.get(subject) == version:
-                    continue
-                self._client.command(view_sql(self._registry, subject, self._database))
+                self._client.command(
+                    view_sql(self._registry, subject, self._database, version))
                 self._made[subject] = version
             except (ClickHouseError, SluicegateError) as exc:
                 log.warning("view of %s not refreshed: %s", subject, exc)

@@ -89,7 +89,8 @@ def test_clickhouse_unavailable_pauses_then_loads_everything_once(
 def test_replayed_load_is_dropped_by_clickhouse(harness: Harness, unique: str) -> None:
     topic = f"sg.mz.replay{unique}"
     rows = [
-        [f"{unique}-{i}", "mz.replay", "k", ms, ms, "http", "t", "", 1, 1, 1, "{}", topic, 0, i]
+        [f"{unique}-{i}", "mz.replay", "k", ms, ms, "http", "t", "", None, None, 1, 1, 1, "{}",
+         topic, 0, i]
         for i, ms in enumerate([1_704_067_199_000, 1_704_067_201_000, 1_706_745_600_000])
     ]  # 2023-12-31, 2024-01-01, 2024-02-01: three month partitions, one token each
     harness("replay", topic=topic, rows=rows)
@@ -98,3 +99,7 @@ def test_replayed_load_is_dropped_by_clickhouse(harness: Harness, unique: str) -
     plans = harness("sql", query="SELECT count() FROM materializer_batches "
                                  f"WHERE topic = '{topic}'")
     assert plans == [[1]]
+    # and the replay recorded the ids the first attempt could not
+    ids = harness("sql", query=f"SELECT count() FROM event_ids WHERE subject = 'mz.replay' "
+                               f"AND startsWith(event_id, '{unique}-')")
+    assert ids == [[3]]

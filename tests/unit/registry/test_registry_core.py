@@ -256,3 +256,13 @@ def test_second_process_sees_new_versions(tmp_path: Path, admin: Principal) -> N
     finally:
         a.close()
         b.close()
+
+
+def test_latest_versions_in_one_query(reg: Registry) -> None:
+    admin = Principal("admin", admin=True)
+    reg.register("lv.a", V1, SchemaType.AVRO, principal=admin)
+    reg.register("lv.a", V2, SchemaType.AVRO, principal=admin)
+    reg.register("lv.b", V1, SchemaType.AVRO, principal=admin)
+    reg.delete_version("lv.a", 2, permanent=False, principal=admin)
+    latest = {s: v for s, v in reg.latest_versions().items() if s.startswith("lv.")}
+    assert latest == {"lv.a": 1, "lv.b": 1}
