@@ -44,8 +44,9 @@ test-integration: install ## Integration tier against a running stack (`make up`
 demo: install ## Set up everything and run the end-to-end demo
 	@bash stack/with-stack.sh $(VENV)/bin/sluicegate demo
 
-lint: install ## ruff and mypy
+lint: install ## ruff (lint and format check) and mypy
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 
 bench: install ## Run the benchmarks in bench/ against the running stack

@@ -70,11 +70,17 @@ class Arrivals(threading.Thread):
         self.lock = threading.Lock()
 
     def run(self) -> None:
-        c = Consumer({
-            "bootstrap.servers": KAFKA, "group.id": f"bench-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-            "topic.metadata.refresh.interval.ms": 1000, "fetch.wait.max.ms": 10, "log_level": 0,
-        })
+        c = Consumer(
+            {
+                "bootstrap.servers": KAFKA,
+                "group.id": f"bench-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "topic.metadata.refresh.interval.ms": 1000,
+                "fetch.wait.max.ms": 10,
+                "log_level": 0,
+            }
+        )
         c.subscribe([self.topic])
         while not self.stop.is_set():
             batch = c.consume(1, timeout=0.1)
@@ -114,8 +120,12 @@ def _pct(values: list[float], q: float) -> float:
 def _start_server(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = 18000 + uuid.uuid4().int % 1000
     url = f"http://127.0.0.1:{port}"
-    env = {**env, "SLUICEGATE_PORT": str(port), "SLUICEGATE_DATA_DIR": str(data_dir),
-           "SLUICEGATE_SERVER_URL": url}
+    env = {
+        **env,
+        "SLUICEGATE_PORT": str(port),
+        "SLUICEGATE_DATA_DIR": str(data_dir),
+        "SLUICEGATE_SERVER_URL": url,
+    }
     log = (data_dir.parent / "serve.log").open("ab")
     proc = subprocess.Popen([SLUICEGATE, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     _wait(lambda: _healthy(url), 60, "sluicegate serve")
@@ -130,8 +140,15 @@ def _healthy(url: str) -> bool:
 
 
 def _copy_topic(src: str, dst: str, count: int) -> None:
-    c = Consumer({"bootstrap.servers": KAFKA, "group.id": f"bench-copy-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 0})
+    c = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-copy-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
     p = Producer({"bootstrap.servers": KAFKA, "linger.ms": 20, "compression.type": "lz4"})
     c.subscribe([src])
     copied, idle = 0, 0
@@ -149,17 +166,26 @@ def _copy_topic(src: str, dst: str, count: int) -> None:
 
 def _bridge_alone(name: str, table: str, raw: str, n: int, work: Path, total: int) -> None:
     alone = f"{name}x"
-    cfg = parse_config({
-        "name": alone, "team": "bench",
-        "connection": {"host": "127.0.0.1", "dbname": "app", "user": "cdc"},
-        "tables": [{"name": table}],
-    })
+    cfg = parse_config(
+        {
+            "name": alone,
+            "team": "bench",
+            "connection": {"host": "127.0.0.1", "dbname": "app", "user": "cdc"},
+            "tables": [{"name": table}],
+        }
+    )
     dst = cfg.raw_topic(cfg.tables[0])
     create_raw_topics(KAFKA, [dst])
     _copy_topic(raw, dst, total)
     registry = Registry.open(f"sqlite:///{work / 'alone.db'}")
-    bridge = DatabaseBridge(cfg, registry=registry, kafka_bootstrap=KAFKA, password=None,
-                            metrics=CdcMetrics(CollectorRegistry()), catalog_available=False)
+    bridge = DatabaseBridge(
+        cfg,
+        registry=registry,
+        kafka_bootstrap=KAFKA,
+        password=None,
+        metrics=CdcMetrics(CollectorRegistry()),
+        catalog_available=False,
+    )
     out = Arrivals(f"sg.cdc.{alone}.{table}")
     out.start()
     bridge.start()
@@ -167,8 +193,10 @@ def _bridge_alone(name: str, table: str, raw: str, n: int, work: Path, total: in
         _wait(lambda: out.count("u") >= 2 * n, 600, "the bridge alone")
         ups = [t for t, _, op in out.snapshot() if op == "u"]
         span = max(ups) - min(ups)
-        print(f"bridge alone (own process, {2 * n:,} raw changes): {span:.1f} s "
-              f"({2 * n / span:,.0f} changes/s)")
+        print(
+            f"bridge alone (own process, {2 * n:,} raw changes): {span:.1f} s "
+            f"({2 * n / span:,.0f} changes/s)"
+        )
     finally:
         out.stop.set()
         bridge.stop()
@@ -176,8 +204,9 @@ def _bridge_alone(name: str, table: str, raw: str, n: int, work: Path, total: in
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--rate", type=float, default=20.0, help="latency inserts per second")
@@ -188,27 +217,45 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sg-bench-cdc-"))
     cfg_dir = work / "cdc"
     cfg_dir.mkdir()
-    (cfg_dir / f"{name}.yaml").write_text(yaml.safe_dump({
-        "name": name, "team": "bench",
-        "connection": {"host": "127.0.0.1", "port": 55432, "dbname": "app", "user": "cdc",
-                       "password_env": "BENCH_PG_PASSWORD"},
-        "snapshot_mode": "no_data",
-        "tables": [{"name": table}],
-    }))
-    env = {**os.environ, "SLUICEGATE_CDC_CONFIG_DIR": str(cfg_dir), "BENCH_PG_PASSWORD": "cdc",
-           "SLUICEGATE_ADMIN_TOKEN": "bench-" + u, "TZ": "UTC",
-           "SLUICEGATE_KAFKA_BOOTSTRAP": KAFKA, "SLUICEGATE_CONNECT_URL": CONNECT}
+    (cfg_dir / f"{name}.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "team": "bench",
+                "connection": {
+                    "host": "127.0.0.1",
+                    "port": 55432,
+                    "dbname": "app",
+                    "user": "cdc",
+                    "password_env": "BENCH_PG_PASSWORD",
+                },
+                "snapshot_mode": "no_data",
+                "tables": [{"name": table}],
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "SLUICEGATE_CDC_CONFIG_DIR": str(cfg_dir),
+        "BENCH_PG_PASSWORD": "cdc",
+        "SLUICEGATE_ADMIN_TOKEN": "bench-" + u,
+        "TZ": "UTC",
+        "SLUICEGATE_KAFKA_BOOTSTRAP": KAFKA,
+        "SLUICEGATE_CONNECT_URL": CONNECT,
+    }
     governed, raw = f"sg.cdc.{name}.{table}", f"cdcraw.{name}.public.{table}"
     pg = psycopg.connect(PG_DSN, autocommit=True)
     pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v int NOT NULL, note text)")
-    pg.execute(f"INSERT INTO {table} SELECT g, 0, 'row ' || g FROM generate_series(1, %s) g",
-               (args.rows,))
+    pg.execute(
+        f"INSERT INTO {table} SELECT g, 0, 'row ' || g FROM generate_series(1, %s) g", (args.rows,)
+    )
     server = None
     gov, rawc = Arrivals(governed), Arrivals(raw)
     try:
         server, _ = _start_server(work / "data", env)
-        r = subprocess.run([SLUICEGATE, "cdc", "apply", name], env=env, capture_output=True,
-                           text=True, check=False)
+        r = subprocess.run(
+            [SLUICEGATE, "cdc", "apply", name], env=env, capture_output=True, text=True, check=False
+        )
         if r.returncode:
             raise SystemExit(f"cdc apply failed: {r.stdout}{r.stderr}")
         gov.start()
@@ -230,9 +277,11 @@ def main() -> None:
         _wait(lambda: gov.count("c") >= 1 + args.latency_samples, 60, "latency records")
         arrived = {k: t for t, k, op in gov.snapshot() if op == "c" and k in committed}
         lat = [(arrived[k] - committed[k]) * 1000 for k in committed]
-        print(f"latency, commit -> governed topic ({len(lat)} single-row transactions at "
-              f"{args.rate:.0f}/s): p50 {_pct(lat, 0.5):.0f} ms, p99 {_pct(lat, 0.99):.0f} ms, "
-              f"max {max(lat):.0f} ms")
+        print(
+            f"latency, commit -> governed topic ({len(lat)} single-row transactions at "
+            f"{args.rate:.0f}/s): p50 {_pct(lat, 0.5):.0f} ms, p99 {_pct(lat, 0.99):.0f} ms, "
+            f"max {max(lat):.0f} ms"
+        )
 
         # 2. bulk update, end to end
         n = args.rows
@@ -245,12 +294,18 @@ def main() -> None:
         ups = [t for t, _, op in gov.snapshot() if op == "u"]
         g_first, g_last = min(ups), max(ups)
         print(f"bulk UPDATE of {n:,} rows (one transaction, {t_commit - t0:.1f} s in PostgreSQL):")
-        print(f"  commit -> last raw Debezium record: {raw_last - t_commit:.1f} s "
-              f"({n / (raw_last - t_commit):,.0f} changes/s)")
-        print(f"  commit -> last governed record:     {g_last - t_commit:.1f} s "
-              f"({n / (g_last - t_commit):,.0f} changes/s end to end)")
-        print(f"  first -> last governed record:      {g_last - g_first:.1f} s "
-              f"({n / (g_last - g_first):,.0f} changes/s while Debezium feeds the bridge)")
+        print(
+            f"  commit -> last raw Debezium record: {raw_last - t_commit:.1f} s "
+            f"({n / (raw_last - t_commit):,.0f} changes/s)"
+        )
+        print(
+            f"  commit -> last governed record:     {g_last - t_commit:.1f} s "
+            f"({n / (g_last - t_commit):,.0f} changes/s end to end)"
+        )
+        print(
+            f"  first -> last governed record:      {g_last - g_first:.1f} s "
+            f"({n / (g_last - g_first):,.0f} changes/s while Debezium feeds the bridge)"
+        )
 
         # 3. the bridge alone, catching up on a full raw topic
         server.terminate()
@@ -263,8 +318,10 @@ def main() -> None:
         server, _ = _start_server(work / "data", env)
         _wait(lambda: gov.count("u") >= 2 * n, 600, "governed catch-up")
         catch = [t for t, _, op in gov.snapshot()[before:] if op == "u"]
-        print(f"bridge catch-up of {n:,} changes already in the raw topic: "
-              f"{max(catch) - min(catch):.1f} s ({n / (max(catch) - min(catch)):,.0f} changes/s)")
+        print(
+            f"bridge catch-up of {n:,} changes already in the raw topic: "
+            f"{max(catch) - min(catch):.1f} s ({n / (max(catch) - min(catch)):,.0f} changes/s)"
+        )
         sizes = statistics.mean(len(k or b"") for _, k, _ in gov.snapshot())
         print(f"  (governed records: {len(gov.snapshot()):,}, mean key {sizes:.1f} bytes)")
         server.terminate()
@@ -274,17 +331,31 @@ def main() -> None:
     finally:
         gov.stop.set()
         rawc.stop.set()
-        subprocess.run([SLUICEGATE, "cdc", "delete", name, "--drop-slot"], env=env,
-                       capture_output=True, check=False)
+        subprocess.run(
+            [SLUICEGATE, "cdc", "delete", name, "--drop-slot"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         if server is not None:
             server.terminate()
             server.wait(60)
         pg.execute(f"DROP TABLE IF EXISTS {table}")
         pg.close()
         admin = AdminClient({"bootstrap.servers": KAFKA, "log_level": 0})
-        topics = [t for t in admin.list_topics(timeout=10).topics
-                  if t.startswith((f"cdcraw.{name}.", f"sg.cdc.{name}.", f"cdcraw.{name}x.",
-                                   f"sg.cdc.{name}x.", f"__debezium-heartbeat.cdcraw.{name}"))]
+        topics = [
+            t
+            for t in admin.list_topics(timeout=10).topics
+            if t.startswith(
+                (
+                    f"cdcraw.{name}.",
+                    f"sg.cdc.{name}.",
+                    f"cdcraw.{name}x.",
+                    f"sg.cdc.{name}x.",
+                    f"__debezium-heartbeat.cdcraw.{name}",
+                )
+            )
+        ]
         if topics:
             for fut in admin.delete_topics(topics, operation_timeout=30).values():
                 try:

@@ -49,8 +49,10 @@ SUBJECT = "bench.upvote"
 SCHEMA = {
     "type": "object",
     "properties": {
-        "user_id": {"type": "string"}, "post_id": {"type": "string"},
-        "vote": {"type": "integer"}, "score": {"type": "number"},
+        "user_id": {"type": "string"},
+        "post_id": {"type": "string"},
+        "vote": {"type": "integer"},
+        "score": {"type": "number"},
         "ts": {"type": "string", "format": "date-time"},
     },
     "required": ["user_id", "post_id", "vote", "score", "ts"],
@@ -121,8 +123,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(label: str, ms: list[float]) -> None:
-    print(f"  {label:<44} p50 {pct(ms, 0.5):7.2f} ms   p99 {pct(ms, 0.99):7.2f} ms   "
-          f"mean {statistics.fmean(ms):7.2f} ms   (n={len(ms)})", flush=True)
+    print(
+        f"  {label:<44} p50 {pct(ms, 0.5):7.2f} ms   p99 {pct(ms, 0.99):7.2f} ms   "
+        f"mean {statistics.fmean(ms):7.2f} ms   (n={len(ms)})",
+        flush=True,
+    )
 
 
 def fill_events(client: Any, entities: int, events: int) -> float:
@@ -160,18 +165,26 @@ def build(data_dir: Path, entities: int, events: int) -> None:
     print(f"  {events:,} events in {took:.1f} s; ~{int(n_entities):,} distinct users", flush=True)
     registry = Registry.open(f"sqlite:///{data_dir / 'registry.db'}", admin_token="bench-admin")
     admin = Principal("admin", admin=True)
-    registry.register(SUBJECT, orjson.dumps(SCHEMA).decode(), SchemaType.JSON, principal=admin,
-                      metadata=SubjectMetadata(SUBJECT, owner="admin", entity_key=["user_id"],
-                                               event_time="ts"))
-    store = FeatureStore(client, [connect(None, data_dir)], registry, start_delay_ms=200,
-                         inflight_margin_ms=200)
+    registry.register(
+        SUBJECT,
+        orjson.dumps(SCHEMA).decode(),
+        SchemaType.JSON,
+        principal=admin,
+        metadata=SubjectMetadata(SUBJECT, owner="admin", entity_key=["user_id"], event_time="ts"),
+    )
+    store = FeatureStore(
+        client, [connect(None, data_dir)], registry, start_delay_ms=200, inflight_margin_ms=200
+    )
     started = time.perf_counter()
     job = store.apply(parse_definitions(FEATURES), team="admin", admin=True)["job"]
     store.jobs.wait()
     final = store.jobs.get(job["id"]).view()  # type: ignore[union-attr]
     took = time.perf_counter() - started
-    print(f"backfill of 10 features: {final['state']} in {took:.1f} s "
-          f"({final['total'] / took:,.0f} feature-events/s)", flush=True)
+    print(
+        f"backfill of 10 features: {final['state']} in {took:.1f} s "
+        f"({final['total'] / took:,.0f} feature-events/s)",
+        flush=True,
+    )
     if final["state"] != "done":
         raise SystemExit(f"backfill failed: {final['error']}")
 
@@ -206,14 +219,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(data_dir: Path, token: str, extra: dict[str, str] | None = None
-          ) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    data_dir: Path, token: str, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "SLUICEGATE_DATA_DIR": str(data_dir), "SLUICEGATE_PORT": str(port),
-           "SLUICEGATE_ADMIN_TOKEN": token, "TZ": "UTC", **(extra or {})}
+    env = {
+        **os.environ,
+        "SLUICEGATE_DATA_DIR": str(data_dir),
+        "SLUICEGATE_PORT": str(port),
+        "SLUICEGATE_ADMIN_TOKEN": token,
+        "TZ": "UTC",
+        **(extra or {}),
+    }
     log = (data_dir / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "sluicegate", "serve"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sluicegate", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -233,15 +254,17 @@ def http_reads(data_dir: Path, entities: int) -> None:
     try:
         rng = random.Random(2)
         names = ",".join(NAMES)
-        with httpx.Client(base_url=url, headers={"Authorization": "Bearer bench-admin"},
-                          timeout=30) as http:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": "Bearer bench-admin"}, timeout=30
+        ) as http:
             for _ in range(50):
                 http.get(f"/v1/features/user/u{rng.randrange(entities)}", params={"names": names})
             single, batch = [], []
             for _ in range(args.reads):
                 t = time.perf_counter()
-                r = http.get(f"/v1/features/user/u{rng.randrange(entities)}",
-                             params={"names": names})
+                r = http.get(
+                    f"/v1/features/user/u{rng.randrange(entities)}", params={"names": names}
+                )
                 single.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, r.text
             for _ in range(args.reads // 10):
@@ -263,15 +286,31 @@ def freshness(kafka: str, samples: int) -> None:
     subject = f"bench.fresh_{uuid.uuid4().hex[:8]}"
     proc, url = serve(data_dir, "bench-admin", {"SLUICEGATE_KAFKA_BOOTSTRAP": kafka})
     try:
-        with httpx.Client(base_url=url, headers={"Authorization": "Bearer bench-admin"},
-                          timeout=30) as http:
-            r = http.post(f"/v1/subjects/{subject}/versions", json={
-                "schema": orjson.dumps(SCHEMA).decode(), "schemaType": "JSON",
-                "metadata": {"owner": "admin", "entity_key": ["user_id"], "event_time": "ts"}})
+        with httpx.Client(
+            base_url=url, headers={"Authorization": "Bearer bench-admin"}, timeout=30
+        ) as http:
+            r = http.post(
+                f"/v1/subjects/{subject}/versions",
+                json={
+                    "schema": orjson.dumps(SCHEMA).decode(),
+                    "schemaType": "JSON",
+                    "metadata": {"owner": "admin", "entity_key": ["user_id"], "event_time": "ts"},
+                },
+            )
             assert r.status_code in (200, 201), r.text
-            r = http.post("/v1/features/_definitions", json={"definitions": [{
-                "name": "fresh_count", "entity": {"type": "user", "key": "user_id"},
-                "source": subject, "aggregation": "count()"}]})
+            r = http.post(
+                "/v1/features/_definitions",
+                json={
+                    "definitions": [
+                        {
+                            "name": "fresh_count",
+                            "entity": {"type": "user", "key": "user_id"},
+                            "source": subject,
+                            "aggregation": "count()",
+                        }
+                    ]
+                },
+            )
             assert r.status_code == 200, r.text
             job = r.json()["job"]
             while job["state"] == "running":
@@ -282,8 +321,16 @@ def freshness(kafka: str, samples: int) -> None:
             # already on the broker; it is a warm-up, not a sample
             for i in range(samples + 1):
                 ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 1))
-                r = http.post(f"/v1/events/{subject}", json={
-                    "user_id": "fresh", "post_id": f"p{i}", "vote": 1, "score": 1.0, "ts": ts})
+                r = http.post(
+                    f"/v1/events/{subject}",
+                    json={
+                        "user_id": "fresh",
+                        "post_id": f"p{i}",
+                        "vote": 1,
+                        "score": 1.0,
+                        "ts": ts,
+                    },
+                )
                 accepted = time.perf_counter()
                 assert r.status_code == 202, r.text
                 deadline = accepted + (900 if i == 0 else 120)
@@ -324,8 +371,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--entities", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=3_000_000)
     parser.add_argument("--reads", type=int, default=2000)

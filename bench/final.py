@@ -34,11 +34,13 @@ QUERIES = {
     "per-entity aggregates": (
         "SELECT entity_key, count(), uniqExact(JSONExtractString(payload, 'post')), "
         "max(occurred_at) FROM events{final} WHERE subject = 'bench.final' "
-        "GROUP BY entity_key FORMAT Null"),
+        "GROUP BY entity_key FORMAT Null"
+    ),
     "running window per entity": (
         "SELECT sum(running) FROM (SELECT entity_key, count() OVER (PARTITION BY entity_key "
         "ORDER BY occurred_at, ingested_at, event_id) AS running FROM events{final} "
-        "WHERE subject = 'bench.final')"),
+        "WHERE subject = 'bench.final')"
+    ),
 }
 
 
@@ -49,15 +51,36 @@ def fill(client: object, n: int) -> None:
     for i in range(n):
         at = start + rng.randrange(30 * 86_400_000)
         user = f"u{rng.randrange(20_000)}"
-        rows.append((str(uuid.UUID(int=rng.getrandbits(128))), "bench.final", user, at, at + 5,
-                     "http", "bench", "", None, None, 1, 1, 1,
-                     f'{{"user":"{user}","post":"p{rng.randrange(50_000)}"}}', "sg.bench.final",
-                     0, i))
+        rows.append(
+            (
+                str(uuid.UUID(int=rng.getrandbits(128))),
+                "bench.final",
+                user,
+                at,
+                at + 5,
+                "http",
+                "bench",
+                "",
+                None,
+                None,
+                1,
+                1,
+                1,
+                f'{{"user":"{user}","post":"p{rng.randrange(50_000)}"}}',
+                "sg.bench.final",
+                0,
+                i,
+            )
+        )
     # loads of 50,000 rows, as the materializer makes them: a live store has many parts
     for lo in range(0, n, 50_000):
-        columns = [list(c) for c in zip(*rows[lo: lo + 50_000], strict=True)]
-        client.insert("events", columns, column_names=EVENT_COLUMNS,  # type: ignore[attr-defined]
-                      column_oriented=True)
+        columns = [list(c) for c in zip(*rows[lo : lo + 50_000], strict=True)]
+        client.insert(
+            "events",
+            columns,
+            column_names=EVENT_COLUMNS,  # type: ignore[attr-defined]
+            column_oriented=True,
+        )
 
 
 def main() -> None:
@@ -81,8 +104,10 @@ def main() -> None:
                     client.command(sql.format(final=final))
                     runs.append(time.perf_counter() - started)
                 timings[label] = statistics.median(runs)
-            print(f"{name:<28}{timings['plain'] * 1000:>8.0f}ms{timings['FINAL'] * 1000:>8.0f}ms"
-                  f"{timings['FINAL'] / timings['plain']:>15.2f}x")
+            print(
+                f"{name:<28}{timings['plain'] * 1000:>8.0f}ms{timings['FINAL'] * 1000:>8.0f}ms"
+                f"{timings['FINAL'] / timings['plain']:>15.2f}x"
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -75,9 +75,16 @@ def events(subject: str, schema_id: int, n: int) -> list[tuple[Envelope, bytes]]
             "score": i % 7,
         }
         env = Envelope(
-            event_id=str(uuid.UUID(int=i)), subject=subject, schema_id=schema_id,
-            schema_version=1, entity_key=payload["user_id"], occurred_at=base + i,
-            ingested_at=base + i + 5, source=Source.HTTP, producer="bench", payload=payload,
+            event_id=str(uuid.UUID(int=i)),
+            subject=subject,
+            schema_id=schema_id,
+            schema_version=1,
+            entity_key=payload["user_id"],
+            occurred_at=base + i,
+            ingested_at=base + i + 5,
+            source=Source.HTTP,
+            producer="bench",
+            payload=payload,
         )
         out.append((env, orjson.dumps(payload)))
     return out
@@ -86,14 +93,25 @@ def events(subject: str, schema_id: int, n: int) -> list[tuple[Envelope, bytes]]
 def produce(bootstrap: str, topic: str, evs: list[tuple[Envelope, bytes]]) -> float:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result()
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10_000,
-                  "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.num.messages": 10_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
     started = time.perf_counter()
     for env, body in evs:
         while True:
             try:
-                p.produce(topic, key=env.entity_key.encode(), value=frame(env.schema_id, body),
-                          headers=env.headers())
+                p.produce(
+                    topic,
+                    key=env.entity_key.encode(),
+                    value=frame(env.schema_id, body),
+                    headers=env.headers(),
+                )
                 break
             except BufferError:
                 p.poll(0.01)
@@ -106,8 +124,25 @@ def ceiling(client: Any, evs: list[tuple[Envelope, bytes]], batch: int, topic: s
     client.command("DROP TABLE IF EXISTS bench_ceiling")
     client.command("CREATE TABLE bench_ceiling AS events")
     rows = [
-        (e.event_id, e.subject, e.entity_key, e.occurred_at, e.ingested_at, "http", e.producer,
-         "", None, None, e.schema_id, 1, 1, body.decode(), topic, 0, i)
+        (
+            e.event_id,
+            e.subject,
+            e.entity_key,
+            e.occurred_at,
+            e.ingested_at,
+            "http",
+            e.producer,
+            "",
+            None,
+            None,
+            e.schema_id,
+            1,
+            1,
+            body.decode(),
+            topic,
+            0,
+            i,
+        )
         for i, (e, body) in enumerate(evs)
     ]
     started = time.perf_counter()
@@ -130,8 +165,14 @@ class WithoutIdCheck(ClickHouseSink):
         return None
 
 
-def end_to_end(client: Any, registry: Registry, bootstrap: str, n: int,
-               config: MaterializerConfig, sink: ClickHouseSink) -> tuple[float, float]:
+def end_to_end(
+    client: Any,
+    registry: Registry,
+    bootstrap: str,
+    n: int,
+    config: MaterializerConfig,
+    sink: ClickHouseSink,
+) -> tuple[float, float]:
     """(rows/s from the first committed load to the last row, seconds to the first load)."""
     loader = Materializer(config, sink, registry)
     started = time.perf_counter()
@@ -173,7 +214,9 @@ def main() -> None:
                 topic = topic_for_subject(subject)
                 topics.append(topic)
                 schema_id = registry.register(
-                    subject, orjson.dumps(SCHEMA).decode(), SchemaType.JSON,
+                    subject,
+                    orjson.dumps(SCHEMA).decode(),
+                    SchemaType.JSON,
                     principal=Principal("admin", admin=True),
                 ).id
                 evs = events(subject, schema_id, args.events)
@@ -182,23 +225,33 @@ def main() -> None:
                 if sink_class is ClickHouseSink:
                     ceilings.append(ceiling(client, evs, args.batch, topic))
                 del evs
-                config = MaterializerConfig(kafka_bootstrap=args.kafka,
-                                            group_id=group_id(client), subscription=topic,
-                                            max_batch_rows=args.batch)
-                rate, warmup = end_to_end(client, registry, args.kafka, args.events, config,
-                                          sink_class(client))
+                config = MaterializerConfig(
+                    kafka_bootstrap=args.kafka,
+                    group_id=group_id(client),
+                    subscription=topic,
+                    max_batch_rows=args.batch,
+                )
+                rate, warmup = end_to_end(
+                    client, registry, args.kafka, args.events, config, sink_class(client)
+                )
                 figures.append(rate)
                 warmups.append(warmup)
                 loaded = client.query(f"SELECT count() FROM events WHERE subject = '{subject}'")
                 assert loaded.result_rows[0][0] == args.events, loaded.result_rows
         ceiling_rate, rate, plain = (statistics.median(x) for x in (ceilings, checked, unchecked))
         report = [
-            ("events per run", f"{args.events:,}",
-             f"JSON payload {size:.0f} B + CloudEvents headers; medians of {args.rounds} runs"),
+            (
+                "events per run",
+                f"{args.events:,}",
+                f"JSON payload {size:.0f} B + CloudEvents headers; medians of {args.rounds} runs",
+            ),
             ("produce to Kafka", f"{statistics.median(produced):,.0f} events/s", ""),
             ("ceiling: column insert", f"{ceiling_rate:,.0f} rows/s", f"loads of {args.batch:,}"),
-            ("end to end: Kafka -> events", f"{rate:,.0f} rows/s",
-             f"first load {statistics.median(warmups):.1f} s after start"),
+            (
+                "end to end: Kafka -> events",
+                f"{rate:,.0f} rows/s",
+                f"first load {statistics.median(warmups):.1f} s after start",
+            ),
             ("  without the id check", f"{plain:,.0f} rows/s", "first write wins switched off"),
             ("ratio end to end / ceiling", f"{rate / ceiling_rate:.2f}", ""),
             ("cost of first write wins", f"{1 - rate / plain:.1%}", "of loading throughput"),

@@ -50,12 +50,21 @@ from sluicegate.clickhouse import BASE_SETTINGS  # noqa: E402
 SUBJECT = "bench.upvote"
 DAY_MS = 86_400_000
 T0_MS = 1_767_225_600_000  # 2026-01-01
-SCHEMA = SimpleNamespace(schema_type="JSON", schema=json.dumps({
-    "type": "object",
-    "properties": {"user_id": {"type": "string"}, "post_id": {"type": "string"},
-                   "community": {"type": "string"}, "weight": {"type": "integer"}},
-    "required": ["user_id", "post_id", "community", "weight"],
-}))
+SCHEMA = SimpleNamespace(
+    schema_type="JSON",
+    schema=json.dumps(
+        {
+            "type": "object",
+            "properties": {
+                "user_id": {"type": "string"},
+                "post_id": {"type": "string"},
+                "community": {"type": "string"},
+                "weight": {"type": "integer"},
+            },
+            "required": ["user_id", "post_id", "community", "weight"],
+        }
+    ),
+)
 USER = {"type": "user", "key": "user_id"}
 POST = {"type": "post", "key": "post_id"}
 FEATURES: list[dict[str, Any]] = [
@@ -150,7 +159,7 @@ def duckdb_range(con: duckdb.DuckDBPyConnection) -> pa.Table:
         SELECT o.observation_id, {_POST_RANGE.format(day=DAY_MS)}
         FROM obs o LEFT JOIN ev e ON e.post_id = o.post_key AND e.ts < o.t
         GROUP BY o.observation_id)
-    SELECT observation_id, {', '.join(NAMES)} FROM obs JOIN u USING (observation_id)
+    SELECT observation_id, {", ".join(NAMES)} FROM obs JOIN u USING (observation_id)
     JOIN p USING (observation_id)
     """
     return con.sql(q).to_arrow_table()
@@ -221,8 +230,9 @@ def duckdb_asof(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.sql(q).to_arrow_table()
 
 
-def _with_timeout(con: duckdb.DuckDBPyConnection, fn: Callable[[], pa.Table],
-                  timeout: float) -> tuple[float, pa.Table | None]:
+def _with_timeout(
+    con: duckdb.DuckDBPyConnection, fn: Callable[[], pa.Table], timeout: float
+) -> tuple[float, pa.Table | None]:
     timer = threading.Timer(timeout, con.interrupt)
     started = time.perf_counter()
     timer.start()
@@ -245,8 +255,9 @@ def compare(con: duckdb.DuckDBPyConnection, ours: pa.Table, theirs: pa.Table) ->
     checks = ", ".join(
         f"count(*) FILTER (WHERE a.{n} IS DISTINCT FROM b.{n}) AS {n}" for n in NAMES
     )
-    row = con.execute(f"SELECT count(*) AS joined, {checks} FROM ours_t a JOIN theirs_t b "
-                      "USING (observation_id)").fetchall()[0]
+    row = con.execute(
+        f"SELECT count(*) AS joined, {checks} FROM ours_t a JOIN theirs_t b USING (observation_id)"
+    ).fetchall()[0]
     out = dict(zip(["joined", *NAMES], row, strict=True))
     con.unregister("ours_t")
     con.unregister("theirs_t")
@@ -255,13 +266,22 @@ def compare(con: duckdb.DuckDBPyConnection, ours: pa.Table, theirs: pa.Table) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="1.0 = 1,000,000 observations over 10,000,000 events")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="1.0 = 1,000,000 observations over 10,000,000 events",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per engine (median)")
-    parser.add_argument("--baseline-timeout", type=float, default=300.0,
-                        help="stop a DuckDB run after this many seconds")
-    parser.add_argument("--duckdb-memory", default="8GB",
-                        help="DuckDB memory_limit (a range join can need a lot)")
+    parser.add_argument(
+        "--baseline-timeout",
+        type=float,
+        default=300.0,
+        help="stop a DuckDB run after this many seconds",
+    )
+    parser.add_argument(
+        "--duckdb-memory", default="8GB", help="DuckDB memory_limit (a range join can need a lot)"
+    )
     args = parser.parse_args()
     n_events, n_obs = int(10_000_000 * args.scale), int(1_000_000 * args.scale)
     work = Path(tempfile.mkdtemp(prefix="sg-bench-training-"))
@@ -273,8 +293,11 @@ def main() -> None:
         apply_clickhouse_migrations(client)
         started = time.perf_counter()
         generate(client, n_events, n_obs)
-        print(f"generated {n_events:,} events and {n_obs:,} observations in "
-              f"{time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"generated {n_events:,} events and {n_obs:,} observations in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         feature_specs = specs()
 
         times: dict[str, list[float]] = {"sluicegate": [], "duckdb-range": [], "duckdb-asof": []}
@@ -296,11 +319,13 @@ def main() -> None:
             "JSONExtractString(payload, 'community') AS community, "
             "JSONExtractInt(payload, 'weight') AS weight, "
             "toUnixTimestamp64Milli(occurred_at) AS ts, toUnixTimestamp64Milli(ingested_at) "
-            f"AS ing, event_id FROM events FINAL WHERE subject = '{SUBJECT}'")
+            f"AS ing, event_id FROM events FINAL WHERE subject = '{SUBJECT}'"
+        )
         obs = client.query_arrow(
             "SELECT observation_id, toUnixTimestamp64Milli(observed_at) AS t, "
             "entities['user'] AS user_key, entities['post'] AS post_key "
-            "FROM observations FINAL WHERE spine = 'bench'")
+            "FROM observations FINAL WHERE spine = 'bench'"
+        )
         client.close()
         boot.close()
         con = duckdb.connect()
@@ -311,12 +336,14 @@ def main() -> None:
         del ev, obs
         for name, fn in (("duckdb-asof", duckdb_asof), ("duckdb-range", duckdb_range)):
             for _ in range(args.runs):
-                elapsed, theirs = _with_timeout(con, lambda fn=fn: fn(con),
-                                                args.baseline_timeout)
+                elapsed, theirs = _with_timeout(con, lambda fn=fn: fn(con), args.baseline_timeout)
                 times[name].append(elapsed)
                 if theirs is None:
-                    print(f"  {name}: stopped (time limit {args.baseline_timeout:.0f} s or "
-                          "memory limit)", flush=True)
+                    print(
+                        f"  {name}: stopped (time limit {args.baseline_timeout:.0f} s or "
+                        "memory limit)",
+                        flush=True,
+                    )
                     break
                 print(f"  {name}: {elapsed:.2f} s", flush=True)
                 diff = compare(con, ours, theirs)
@@ -324,8 +351,10 @@ def main() -> None:
                 if diff["joined"] != n_obs or bad:
                     raise SystemExit(f"{name} disagrees with sluicegate: {diff}")
         ours_median = statistics.median(times["sluicegate"])
-        print(f"\n{n_obs:,} observations x {len(NAMES)} features over {n_events:,} events "
-              f"(medians of {args.runs}; values compared: all equal)")
+        print(
+            f"\n{n_obs:,} observations x {len(NAMES)} features over {n_events:,} events "
+            f"(medians of {args.runs}; values compared: all equal)"
+        )
         print(f"{'engine':<14}{'median s':>10}{'vs sluicegate':>16}")
         for name, values in times.items():
             med = statistics.median(values)

@@ -59,7 +59,8 @@ def create_raw_topics(bootstrap: str, topics: list[str], *, timeout: float = 15.
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     futures = admin.create_topics(
         [NewTopic(t, num_partitions=1, replication_factor=-1) for t in topics],
-        operation_timeout=timeout, request_timeout=timeout,
+        operation_timeout=timeout,
+        request_timeout=timeout,
     )
     for topic, fut in futures.items():
         try:
@@ -143,8 +144,10 @@ class DatabaseBridge:
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self.catalog_error: str | None = (
-            None if catalog_available else
-            f"catalog unavailable: environment variable {cfg.connection.password_env} is not set"
+            None
+            if catalog_available
+            else "catalog unavailable: environment variable "
+            f"{cfg.connection.password_env} is not set"
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -169,9 +172,13 @@ class DatabaseBridge:
         topic = topic_for_subject(subject)
         with self._lock_log:
             if self._log_reader is None:
-                self._log_reader = Consumer({"bootstrap.servers": self._bootstrap,
-                                             "group.id": f"sluicegate-cdc-{self.cfg.name}-status",
-                                             "log_level": 0})
+                self._log_reader = Consumer(
+                    {
+                        "bootstrap.servers": self._bootstrap,
+                        "group.id": f"sluicegate-cdc-{self.cfg.name}-status",
+                        "log_level": 0,
+                    }
+                )
             try:
                 meta = self._log_reader.list_topics(topic, timeout=3).topics.get(topic)
                 if meta is None or meta.error is not None:
@@ -179,7 +186,8 @@ class DatabaseBridge:
                 total = 0
                 for p in meta.partitions:
                     low, high = self._log_reader.get_watermark_offsets(
-                        TopicPartition(topic, p), timeout=3)
+                        TopicPartition(topic, p), timeout=3
+                    )
                     total += high - low
                 return total
             except KafkaException:
@@ -219,9 +227,12 @@ class DatabaseBridge:
                 try:
                     if self._conn is None or self._conn.closed:
                         self._conn = psycopg.connect(
-                            host=self.cfg.connection.host, port=self.cfg.connection.port,
-                            dbname=self.cfg.connection.dbname, user=self.cfg.connection.user,
-                            password=self._password, autocommit=True,
+                            host=self.cfg.connection.host,
+                            port=self.cfg.connection.port,
+                            dbname=self.cfg.connection.dbname,
+                            user=self.cfg.connection.user,
+                            password=self._password,
+                            autocommit=True,
                             connect_timeout=self.cfg.connection.connect_timeout_s,
                             application_name="sluicegate-cdc-bridge",
                         )
@@ -262,29 +273,33 @@ class DatabaseBridge:
         if self._topics is not None:
             for gov in self.governors.values():
                 self._topics.ensure(topic_for_subject(gov.subject))
-        consumer = Consumer({
-            **static_membership(self._member, f"sluicegate-cdc-{self.cfg.name}", topics),
-            "bootstrap.servers": self._bootstrap,
-            "session.timeout.ms": 10_000,
-            "group.id": f"sluicegate-cdc-{self.cfg.name}",
-            "client.id": f"sluicegate-cdc-{self.cfg.name}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "topic.metadata.refresh.interval.ms": 5000,
-            "fetch.wait.max.ms": 50,
-            "log_level": 3,
-        })
-        producer = Producer({
-            "bootstrap.servers": self._bootstrap,
-            "client.id": f"sluicegate-cdc-{self.cfg.name}",
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            # every record is reported (delivered or failed) before the flush gives up
-            "message.timeout.ms": int(ACK_TIMEOUT_S * 1000),
-            "log_level": 3,
-        })
+        consumer = Consumer(
+            {
+                **static_membership(self._member, f"sluicegate-cdc-{self.cfg.name}", topics),
+                "bootstrap.servers": self._bootstrap,
+                "session.timeout.ms": 10_000,
+                "group.id": f"sluicegate-cdc-{self.cfg.name}",
+                "client.id": f"sluicegate-cdc-{self.cfg.name}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "topic.metadata.refresh.interval.ms": 5000,
+                "fetch.wait.max.ms": 50,
+                "log_level": 3,
+            }
+        )
+        producer = Producer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "client.id": f"sluicegate-cdc-{self.cfg.name}",
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                # every record is reported (delivered or failed) before the flush gives up
+                "message.timeout.ms": int(ACK_TIMEOUT_S * 1000),
+                "log_level": 3,
+            }
+        )
         self._held.clear()
 
         def on_revoke(_: Consumer, partitions: list[TopicPartition]) -> None:
@@ -375,8 +390,9 @@ class DatabaseBridge:
         for r in out:
             while True:
                 try:
-                    producer.produce(r.topic, r.value, r.key, headers=r.headers,
-                                     on_delivery=on_delivery)
+                    producer.produce(
+                        r.topic, r.value, r.key, headers=r.headers, on_delivery=on_delivery
+                    )
                     break
                 except BufferError:
                     producer.poll(0.05)

@@ -82,8 +82,13 @@ def open_source(cfg: DatabaseConfig, password: str | None) -> Iterator[psycopg.C
     c = cfg.connection
     try:
         conn = psycopg.connect(
-            host=c.host, port=c.port, dbname=c.dbname, user=c.user, password=password,
-            connect_timeout=c.connect_timeout_s, autocommit=True,
+            host=c.host,
+            port=c.port,
+            dbname=c.dbname,
+            user=c.user,
+            password=password,
+            connect_timeout=c.connect_timeout_s,
+            autocommit=True,
             application_name="sluicegate-cdc",
         )
     except psycopg.OperationalError as exc:
@@ -134,18 +139,23 @@ def preflight(cfg: DatabaseConfig, password: str | None) -> list[str]:
                 "WHERE rolname = current_user"
             ).fetchone()
         if wal_level != "logical":
-            problem("connection",
-                    f"wal_level is {wal_level!r}; logical decoding needs wal_level=logical")
+            problem(
+                "connection",
+                f"wal_level is {wal_level!r}; logical decoding needs wal_level=logical",
+            )
         can_replicate, superuser = role if role else (False, False)
         if not can_replicate:
-            problem("connection.user",
-                    f"role {cfg.connection.user!r} lacks the REPLICATION attribute")
+            problem(
+                "connection.user", f"role {cfg.connection.user!r} lacks the REPLICATION attribute"
+            )
         for i, t in enumerate(cfg.tables):
             path = f"tables[{i}]"
             info = describe_table(conn, t.schema_name, t.table_name)
             if info is None:
-                problem(f"{path}.name", f"table {t.name} does not exist in database "
-                        f"{cfg.connection.dbname!r}")
+                problem(
+                    f"{path}.name",
+                    f"table {t.name} does not exist in database {cfg.connection.dbname!r}",
+                )
                 continue
             names = {c.name for c in info.columns}
             for col in [*t.key_columns, *t.exclude_columns]:
@@ -154,12 +164,17 @@ def preflight(cfg: DatabaseConfig, password: str | None) -> list[str]:
             if COMMIT_TIME_FIELD in names:
                 problem(path, f"column name {COMMIT_TIME_FIELD!r} is reserved for the commit time")
             if not t.key_columns and not info.primary_key:
-                problem(f"{path}.key_columns",
-                        f"{t.name} has no primary key: name its key columns in key_columns")
+                problem(
+                    f"{path}.key_columns",
+                    f"{t.name} has no primary key: name its key columns in key_columns",
+                )
             if not superuser and info.owner != cfg.connection.user:
-                problem(path, f"{t.name} is owned by {info.owner!r}: the connector's filtered "
-                        f"publication (and REPLICA IDENTITY FULL) need role "
-                        f"{cfg.connection.user!r} to own it")
+                problem(
+                    path,
+                    f"{t.name} is owned by {info.owner!r}: the connector's filtered "
+                    f"publication (and REPLICA IDENTITY FULL) need role "
+                    f"{cfg.connection.user!r} to own it",
+                )
             if not info.full_identity and not cfg.replica_identity_full:
                 warnings.append(
                     f"{t.name}: REPLICA IDENTITY is not FULL, so updates carry no before-image "

@@ -42,7 +42,12 @@ _TABLE_RE = re.compile(
 
 Identifier = Annotated[str, Field(pattern=_IDENT_RE)]
 Level = Literal[
-    "NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
+    "NONE",
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
     "FULL_TRANSITIVE",
 ]
 SnapshotMode = Literal["initial", "no_data", "when_needed", "always", "initial_only"]
@@ -84,8 +89,13 @@ class ConnectionConfig(_Strict):
         if value is None:
             raise InvalidCdcConfig(
                 f"connection.password_env: environment variable {self.password_env} is not set",
-                violations=[{"path": "connection.password_env", "rule": "env_set",
-                             "message": f"environment variable {self.password_env} is not set"}],
+                violations=[
+                    {
+                        "path": "connection.password_env",
+                        "rule": "env_set",
+                        "message": f"environment variable {self.password_env} is not set",
+                    }
+                ],
             )
         return value
 

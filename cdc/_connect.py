@@ -45,8 +45,10 @@ class ConnectorStatus:
 
     @property
     def running(self) -> bool:
-        return self.state == "RUNNING" and bool(self.tasks) and all(
-            t.state == "RUNNING" for t in self.tasks
+        return (
+            self.state == "RUNNING"
+            and bool(self.tasks)
+            and all(t.state == "RUNNING" for t in self.tasks)
         )
 
     @property
@@ -121,9 +123,7 @@ class ConnectClient:
         """Connect's own validation of ``config``: {property: [errors]} (empty when valid).
         Debezium uses it to test the database connection too."""
         body = {"name": name, **config}
-        r = self._request(
-            "PUT", f"/connector-plugins/{CONNECTOR_CLASS}/config/validate", json=body
-        )
+        r = self._request("PUT", f"/connector-plugins/{CONNECTOR_CLASS}/config/validate", json=body)
         doc = self._check(r, "validate connector config")
         errors: dict[str, list[str]] = {}
         for item in doc.get("configs", []):
@@ -163,8 +163,11 @@ class ConnectClient:
             for t in doc.get("tasks", [])
         ]
         return ConnectorStatus(
-            name, conn.get("state", "UNKNOWN"), conn.get("worker_id"),
-            first_line(conn.get("trace")), tasks,
+            name,
+            conn.get("state", "UNKNOWN"),
+            conn.get("worker_id"),
+            first_line(conn.get("trace")),
+            tasks,
         )
 
     def pause(self, name: str) -> None:
@@ -179,7 +182,8 @@ class ConnectClient:
     def restart(self, name: str) -> None:
         """Restart the connector and all its tasks."""
         r = self._request(
-            "POST", f"/connectors/{name}/restart",
+            "POST",
+            f"/connectors/{name}/restart",
             params={"includeTasks": "true", "onlyFailed": "false"},
         )
         self._check(r, f"restart {name}")

@@ -229,8 +229,12 @@ class TableGovernor:
     def _infer(self, row: dict[str, Any] | None) -> Shape:
         info = self.catalog(refresh=True)
         if row is None and info is None:
-            raise self._hold(row, None, "the table has no registered version yet and its catalog "
-                       "is unreachable (set the password variable for the bridge)")
+            raise self._hold(
+                row,
+                None,
+                "the table has no registered version yet and its catalog "
+                "is unreachable (set the password variable for the bridge)",
+            )
         catalog = info.columns if info is not None else None
         return infer_shape(row, catalog, key=self.key_names, excluded=self.table.exclude_columns)
 
@@ -254,7 +258,10 @@ class TableGovernor:
             if first:
                 self._set_level()
             result = self._registry.register(
-                self.subject, text, SchemaType.JSON, principal=self._principal,
+                self.subject,
+                text,
+                SchemaType.JSON,
+                principal=self._principal,
                 metadata=self._metadata() if first else None,
             )
         except IncompatibleSchema as exc:
@@ -264,8 +271,9 @@ class TableGovernor:
         schema = self._registry.version(self.subject, result.version)
         if result.created:
             self.versions_registered += 1
-            log.info("cdc %s: registered %s version %d", self.table.name, self.subject,
-                     result.version)
+            log.info(
+                "cdc %s: registered %s version %d", self.table.name, self.subject, result.version
+            )
         version = _Version(schema, shape)
         self._versions = [v for v in self._versions if v.schema.version != result.version]
         self._versions.append(version)
@@ -285,8 +293,9 @@ class TableGovernor:
                 self.subject, Compatibility(level), principal=self._principal
             )
 
-    def _on_incompatible(self, shape: Shape, text: str, row: dict[str, Any] | None,
-                         exc: IncompatibleSchema) -> RegisterResult:
+    def _on_incompatible(
+        self, shape: Shape, text: str, row: dict[str, Any] | None, exc: IncompatibleSchema
+    ) -> RegisterResult:
         reason = "; ".join(exc.details.get("messages") or []) or exc.message
         if self.policy is IncompatiblePolicy.MIGRATE and self._versions:
             previous = self._versions[-1]
@@ -310,8 +319,9 @@ class TableGovernor:
         except SluicegateError:
             return "level unknown"
 
-    def _hold(self, row: dict[str, Any] | None, shape: Shape | None, error: str,
-              schema: str | None = None) -> TableHeld:
+    def _hold(
+        self, row: dict[str, Any] | None, shape: Shape | None, error: str, schema: str | None = None
+    ) -> TableHeld:
         """Hold the table with ``error``; returns the exception to raise."""
         if error != self.error:
             log.warning("cdc %s stopped: %s", self.table.name, error)
@@ -360,6 +370,10 @@ class TableGovernor:
             self._current = found
             self.error = self.pending_schema = None
             self._held_row = self._held_shape = None
-            log.info("cdc %s resumed with %s version %d", self.table.name, self.subject,
-                     found.schema.version)
+            log.info(
+                "cdc %s resumed with %s version %d",
+                self.table.name,
+                self.subject,
+                found.schema.version,
+            )
             return True

@@ -84,8 +84,11 @@ class CdcService:
         """Bring the running bridges in line with the config files."""
         found: dict[str, DatabaseConfig] = {}
         invalid: dict[str, str] = {}
-        paths = sorted([*self.directory.glob("*.yaml"), *self.directory.glob("*.yml")]) \
-            if self.directory.is_dir() else []
+        paths = (
+            sorted([*self.directory.glob("*.yaml"), *self.directory.glob("*.yml")])
+            if self.directory.is_dir()
+            else []
+        )
         for path in paths:
             try:
                 cfg = load_config(path)
@@ -110,9 +113,14 @@ class CdcService:
         env = cfg.connection.password_env
         password = self._environ.get(env) if env else None
         bridge = DatabaseBridge(
-            cfg, registry=self._registry, kafka_bootstrap=self._bootstrap, password=password,
-            metrics=self._metrics, catalog_available=env is None or password is not None,
-            member=self._member, topics=self._topics,
+            cfg,
+            registry=self._registry,
+            kafka_bootstrap=self._bootstrap,
+            password=password,
+            metrics=self._metrics,
+            catalog_available=env is None or password is not None,
+            member=self._member,
+            topics=self._topics,
         )
         log.info("cdc: starting the bridge of %s (%d tables)", cfg.name, len(cfg.tables))
         bridge.start()

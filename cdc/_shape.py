@@ -39,10 +39,37 @@ _PG_JSON: dict[str, str] = {
     "bool": "boolean",
     **dict.fromkeys(
         (
-            "numeric", "money", "text", "varchar", "bpchar", "char", "name", "citext", "uuid",
-            "json", "jsonb", "xml", "bytea", "inet", "cidr", "macaddr", "macaddr8", "date",
-            "time", "timetz", "timestamp", "timestamptz", "interval", "tsvector", "ltree",
-            "int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange",
+            "numeric",
+            "money",
+            "text",
+            "varchar",
+            "bpchar",
+            "char",
+            "name",
+            "citext",
+            "uuid",
+            "json",
+            "jsonb",
+            "xml",
+            "bytea",
+            "inet",
+            "cidr",
+            "macaddr",
+            "macaddr8",
+            "date",
+            "time",
+            "timetz",
+            "timestamp",
+            "timestamptz",
+            "interval",
+            "tsvector",
+            "ltree",
+            "int4range",
+            "int8range",
+            "numrange",
+            "tsrange",
+            "tstzrange",
+            "daterange",
         ),
         "string",
     ),
@@ -197,10 +224,13 @@ def infer_shape(
     keys = set(key)
     if row is None:
         skip = set(excluded)
-        return Shape(tuple(
-            _from_catalog(c, keys, nullable=c.nullable)
-            for c in by_name.values() if c.name not in skip
-        ))
+        return Shape(
+            tuple(
+                _from_catalog(c, keys, nullable=c.nullable)
+                for c in by_name.values()
+                if c.name not in skip
+            )
+        )
     columns = []
     for name, value in row.items():
         cat = by_name.get(name)
@@ -256,6 +286,13 @@ def shape_from_schema(schema: Mapping[str, Any], *, commit_time_field: str) -> S
         if len(concrete) > 1:
             return None
         json_type = concrete[0] if concrete else None
-        columns.append(Column(name, json_type, nullable if raw is not None else True,
-                              name in required, node.get("default")))
+        columns.append(
+            Column(
+                name,
+                json_type,
+                nullable if raw is not None else True,
+                name in required,
+                node.get("default"),
+            )
+        )
     return Shape(tuple(columns))

@@ -117,8 +117,10 @@ def _apply_one(cfg: DatabaseConfig, settings: Settings, wait: bool, timeout: flo
                 if st.state in ("PAUSED", "STOPPED"):
                     typer.echo(f"{cfg.name}: connector is {st.state} (resume it to capture)")
                 else:
-                    raise _fail(f"{cfg.name}: connector not RUNNING after {timeout:.0f} s "
-                                f"(state {st.state})")
+                    raise _fail(
+                        f"{cfg.name}: connector not RUNNING after {timeout:.0f} s "
+                        f"(state {st.state})"
+                    )
             else:
                 typer.echo(f"{cfg.name}: RUNNING")
     for t in cfg.tables:
@@ -175,8 +177,11 @@ def _status_one(cfg: DatabaseConfig, settings: Settings) -> bool:
         if slot is None:
             typer.echo(f"  slot {cfg.slot}: absent")
         else:
-            held = ("" if slot.retained_bytes is None
-                    else f", {slot.retained_bytes} bytes of WAL retained")
+            held = (
+                ""
+                if slot.retained_bytes is None
+                else f", {slot.retained_bytes} bytes of WAL retained"
+            )
             typer.echo(f"  slot {cfg.slot}: {'active' if slot.active else 'inactive'}{held}")
     except SluicegateError as exc:
         typer.echo(f"  slot {cfg.slot}: unknown ({exc.message})")
@@ -192,8 +197,10 @@ def _status_one(cfg: DatabaseConfig, settings: Settings) -> bool:
         version = f"v{t['schema_version']}" if t["schema_version"] else "no version yet"
         in_log = t.get("changes_in_log")
         logged = f", {in_log} in the log" if in_log is not None else ""
-        typer.echo(f"  {t['table']} -> {t['subject']} ({version}): {t['state']}, "
-                   f"{t['changes']} changes since start{logged}")
+        typer.echo(
+            f"  {t['table']} -> {t['subject']} ({version}): {t['state']}, "
+            f"{t['changes']} changes since start{logged}"
+        )
         if t["error"]:
             typer.echo(f"    error: {t['error']}")
             if t.get("held_offset") is not None:
@@ -253,14 +260,18 @@ def _delete_one(cfg: DatabaseConfig, settings: Settings, drop: bool) -> None:
             typer.echo(f"{cfg.name}: connector {cfg.connector_name} deleted, offsets reset")
         else:
             connect.delete(cfg.connector_name)
-            typer.echo(f"{cfg.name}: connector {cfg.connector_name} deleted "
-                       f"(slot {cfg.slot} kept: a new connector resumes from it)")
+            typer.echo(
+                f"{cfg.name}: connector {cfg.connector_name} deleted "
+                f"(slot {cfg.slot} kept: a new connector resumes from it)"
+            )
     if drop:
         with open_source(cfg, cfg.password(os.environ)) as conn:
             dropped = drop_slot(conn, cfg.slot)
             drop_publication(conn, cfg.publication)
-        typer.echo(f"{cfg.name}: slot {cfg.slot} {'dropped' if dropped else 'was absent'}, "
-                   f"publication {cfg.publication} dropped")
+        typer.echo(
+            f"{cfg.name}: slot {cfg.slot} {'dropped' if dropped else 'was absent'}, "
+            f"publication {cfg.publication} dropped"
+        )
 
 
 @cdc_app.command()
@@ -268,8 +279,11 @@ def delete(
     name: Name,
     drop_slot_: Annotated[
         bool,
-        typer.Option("--drop-slot", help="Also reset the connector's offsets and drop its "
-                     "replication slot and publication (the next apply starts afresh)."),
+        typer.Option(
+            "--drop-slot",
+            help="Also reset the connector's offsets and drop its "
+            "replication slot and publication (the next apply starts afresh).",
+        ),
     ] = False,
 ) -> None:
     """Delete the connector; with --drop-slot also its slot, publication and offsets."""

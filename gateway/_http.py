@@ -326,7 +326,8 @@ async def readyz(request: Request) -> Response:
     failing = gw.sink.failing()
     checks = {
         "kafka": ("ok" if failing is None else f"failing: {failing}")
-        if kafka_ok else "unreachable",
+        if kafka_ok
+        else "unreachable",
         "registry": "ok" if registry_ok else "unreachable",
     }
     kafka_ok = kafka_ok and failing is None

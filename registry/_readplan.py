@@ -113,7 +113,7 @@ def _through(op: Mapping[str, Any], q: tuple[str, ...]) -> Source:
     if kind in ("rename", "move"):
         src, dst = tuple(op["from"].split(".")), tuple(op["to"].split("."))
         if q[: len(dst)] == dst:
-            return _or_else(Stored(src + q[len(dst):]), Stored(q))
+            return _or_else(Stored(src + q[len(dst) :]), Stored(q))
         if q[: len(src)] == src:
             return Absent()
         return Stored(q)
@@ -183,8 +183,9 @@ def _avro_step(writer: ParsedSchema, reader: ParsedSchema) -> list[dict[str, Any
     return ops
 
 
-def read_plan(sub: SubjectState, parsed: Mapping[int, ParsedSchema], latest_version: int
-              ) -> ReadPlan:
+def read_plan(
+    sub: SubjectState, parsed: Mapping[int, ParsedSchema], latest_version: int
+) -> ReadPlan:
     """The plan of subject ``sub`` up to ``latest_version`` (its latest live version;
     soft-deleted versions in between count: old events may have been written with them).
     ``parsed``: schema id -> parsed schema."""
@@ -194,9 +195,12 @@ def read_plan(sub: SubjectState, parsed: Mapping[int, ParsedSchema], latest_vers
     latest = versions[-1]
     latest_schema = parsed[latest.schema_id]
     paths = sorted(field_paths(latest_schema.schema_type, latest_schema.document))
-    fields = {v.version: frozenset(field_paths(parsed[v.schema_id].schema_type,
-                                               parsed[v.schema_id].document))
-              for v in versions}
+    fields = {
+        v.version: frozenset(
+            field_paths(parsed[v.schema_id].schema_type, parsed[v.schema_id].document)
+        )
+        for v in versions
+    }
     steps: list[list[dict[str, Any]]] = []  # steps[i]: ops from versions[i] to versions[i+1]
     for prev, cur in itertools.pairwise(versions):
         if cur.migration is not None:

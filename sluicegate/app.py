@@ -154,8 +154,10 @@ def create_app(settings: Settings) -> FastAPI:
         # a string the caller sent held a lone surrogate: JSON parsers accept the escape,
         # but the text cannot be encoded anywhere (Kafka, ClickHouse, the answer)
         return _error_response(
-            BadRequest("the request holds text that is not valid Unicode (a lone surrogate "
-                       "such as \\ud800); send UTF-8 text")
+            BadRequest(
+                "the request holds text that is not valid Unicode (a lone surrogate "
+                "such as \\ud800); send UTF-8 text"
+            )
         )
 
     @app.exception_handler(StarletteHTTPException)

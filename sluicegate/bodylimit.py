@@ -48,9 +48,13 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     refused = True
-                    await _respond(send, PayloadTooLarge(
-                        f"request body exceeds the limit of {self.limit} bytes",
-                        limit=self.limit))
+                    await _respond(
+                        send,
+                        PayloadTooLarge(
+                            f"request body exceeds the limit of {self.limit} bytes",
+                            limit=self.limit,
+                        ),
+                    )
                     return {"type": "http.disconnect"}
             return message
 
@@ -70,10 +74,15 @@ def _content_length(scope: Scope) -> str | None:
 
 async def _respond(send: Send, exc: SluicegateError) -> None:
     body = orjson.dumps(exc.body())
-    await send({
-        "type": "http.response.start",
-        "status": exc.status,
-        "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                    (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"connection", b"close"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -160,8 +160,17 @@ def demo(
     with backfill, online reads and a point-in-time training set. A re-run starts clean."""
     from sluicegate.demo import Options, run
 
-    run(Options(events=events, users=users, posts=posts, days=days, out_dir=out.resolve(),
-                data_dir=data_dir.resolve(), port=port))
+    run(
+        Options(
+            events=events,
+            users=users,
+            posts=posts,
+            days=days,
+            out_dir=out.resolve(),
+            data_dir=data_dir.resolve(),
+            port=port,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

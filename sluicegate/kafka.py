@@ -59,18 +59,19 @@ class GovernedTopics:
             if topic in self._known or time.monotonic() < self._quiet_until:
                 return
             if self._admin is None:
-                self._admin = AdminClient({"bootstrap.servers": self._bootstrap,
-                                           "log_level": 0})
+                self._admin = AdminClient({"bootstrap.servers": self._bootstrap, "log_level": 0})
             future = self._admin.create_topics(
                 [NewTopic(topic, num_partitions=self._partitions, replication_factor=-1)],
-                operation_timeout=timeout, request_timeout=timeout,
+                operation_timeout=timeout,
+                request_timeout=timeout,
             )[topic]
             try:
                 future.result(timeout)
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
-                if not (isinstance(err, KafkaError)
-                        and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                if not (
+                    isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
                     self._quiet_until = time.monotonic() + 30  # tried again later
                     return
             except Exception:  # a timeout: the broker is away; try again later

@@ -52,24 +52,75 @@ __all__ = [
 DIALECT = "clickhouse"
 
 # system.functions categories whose functions compute only from their arguments.
-ALLOWED_CATEGORIES = frozenset({
-    "Aggregate Functions", "Arithmetic", "Arrays", "Bit", "Bitmap", "Comparison",
-    "Conditional", "Dates and Times", "Distance", "Encoding", "Financial", "Geo",
-    "Geo Polygon", "Hash", "IP Address", "JSON", "Logical", "Map", "Mathematical", "Null",
-    "Random Number", "Rounding", "String", "String Replacement", "String Search",
-    "String Splitting", "Time Series", "Time Window", "Tuple", "Type Conversion", "URL",
-    "UUID",
-})
+ALLOWED_CATEGORIES = frozenset(
+    {
+        "Aggregate Functions",
+        "Arithmetic",
+        "Arrays",
+        "Bit",
+        "Bitmap",
+        "Comparison",
+        "Conditional",
+        "Dates and Times",
+        "Distance",
+        "Encoding",
+        "Financial",
+        "Geo",
+        "Geo Polygon",
+        "Hash",
+        "IP Address",
+        "JSON",
+        "Logical",
+        "Map",
+        "Mathematical",
+        "Null",
+        "Random Number",
+        "Rounding",
+        "String",
+        "String Replacement",
+        "String Search",
+        "String Splitting",
+        "Time Series",
+        "Time Window",
+        "Tuple",
+        "Type Conversion",
+        "URL",
+        "UUID",
+    }
+)
 # Pure functions ClickHouse files under "Other", named one by one.
-ALLOWED_OTHER = frozenset({
-    "bar", "byteSize", "countDigits", "currentDatabase", "currentSchemas",
-    "finalizeAggregation", "formatReadableDecimalSize", "formatReadableQuantity",
-    "formatReadableSize", "formatReadableTimeDelta", "identity", "ifNotFinite", "ignore",
-    "isConstant", "isFinite", "isInfinite", "isNaN", "materialize", "neighbor",
-    "parseTimeDelta", "rowNumberInAllBlocks", "rowNumberInBlock", "runningDifference",
-    "runningDifferenceStartingWithFirstValue", "toColumnTypeName", "toTypeName", "transform",
-    "visibleWidth",
-})
+ALLOWED_OTHER = frozenset(
+    {
+        "bar",
+        "byteSize",
+        "countDigits",
+        "currentDatabase",
+        "currentSchemas",
+        "finalizeAggregation",
+        "formatReadableDecimalSize",
+        "formatReadableQuantity",
+        "formatReadableSize",
+        "formatReadableTimeDelta",
+        "identity",
+        "ifNotFinite",
+        "ignore",
+        "isConstant",
+        "isFinite",
+        "isInfinite",
+        "isNaN",
+        "materialize",
+        "neighbor",
+        "parseTimeDelta",
+        "rowNumberInAllBlocks",
+        "rowNumberInBlock",
+        "runningDifference",
+        "runningDifferenceStartingWithFirstValue",
+        "toColumnTypeName",
+        "toTypeName",
+        "transform",
+        "visibleWidth",
+    }
+)
 # ClickHouse's self-test aggregate: it exists to throw.
 _SELF_TEST = frozenset({"aggThrow"})
 # Settings a query may carry: they change how a join reads, never a limit or a permission
@@ -117,8 +168,9 @@ class FunctionAllowlist:
     known: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[Any, ...]],
-                  combinators: Iterable[str]) -> FunctionAllowlist:
+    def from_rows(
+        cls, rows: Iterable[tuple[Any, ...]], combinators: Iterable[str]
+    ) -> FunctionAllowlist:
         """From ``(name, is_aggregate, case_insensitive, alias_to, categories)`` rows."""
         rows = list(rows)
         by_name = {r[0]: r for r in rows}
@@ -133,8 +185,9 @@ class FunctionAllowlist:
         for row in rows:
             name, is_agg, ci = row[0], bool(row[1]), bool(row[2])
             cat = category(row)
-            ok = (cat in ALLOWED_CATEGORIES or name in ALLOWED_OTHER
-                  or row[3] in ALLOWED_OTHER) and name not in _SELF_TEST
+            ok = (
+                cat in ALLOWED_CATEGORIES or name in ALLOWED_OTHER or row[3] in ALLOWED_OTHER
+            ) and name not in _SELF_TEST
             if not ok:
                 continue
             (aggregates if is_agg else scalars).add(name)
@@ -174,10 +227,12 @@ class FunctionAllowlist:
 def load_allowlist(client: Any) -> FunctionAllowlist:
     """The allowlist of the engine behind ``client`` (a clickhouse-connect client)."""
     rows = client.query(
-        "SELECT name, is_aggregate, case_insensitive, alias_to, categories "
-        "FROM system.functions").result_rows
-    combinators = [r[0] for r in client.query(
-        "SELECT name FROM system.aggregate_function_combinators").result_rows]
+        "SELECT name, is_aggregate, case_insensitive, alias_to, categories FROM system.functions"
+    ).result_rows
+    combinators = [
+        r[0]
+        for r in client.query("SELECT name FROM system.aggregate_function_combinators").result_rows
+    ]
     return FunctionAllowlist.from_rows(rows, combinators)
 
 
@@ -210,8 +265,11 @@ def _check_tables(tree: exp.Expr, what: str) -> None:
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             name = function_name(table.this) if isinstance(table.this, exp.Func) else None
-            raise _refuse(f"table function {name or table.this.sql(DIALECT)!r} is not "
-                          "allowed here; read tables of database sluicegate", what)
+            raise _refuse(
+                f"table function {name or table.this.sql(DIALECT)!r} is not "
+                "allowed here; read tables of database sluicegate",
+                what,
+            )
         if table.catalog:
             raise _refuse(f"table {table.sql(DIALECT)!r} is not allowed here", what)
         db = table.db
@@ -219,17 +277,23 @@ def _check_tables(tree: exp.Expr, what: str) -> None:
             continue
         if db == "system" and table.name in SYSTEM_TABLES:
             continue
-        raise _refuse(f"table '{db}.{table.name}' is not allowed here; tables of database "
-                      f"{CLICKHOUSE_DATABASE} and system.{{{', '.join(sorted(SYSTEM_TABLES))}}} "
-                      "may be read", what)
+        raise _refuse(
+            f"table '{db}.{table.name}' is not allowed here; tables of database "
+            f"{CLICKHOUSE_DATABASE} and system.{{{', '.join(sorted(SYSTEM_TABLES))}}} "
+            "may be read",
+            what,
+        )
 
 
 def _check_settings(settings: list[exp.Expr], what: str) -> None:
     for item in settings:
         name = item.this.name if isinstance(item, exp.EQ) else ""
         if name not in QUERY_SETTINGS or not isinstance(item.expression, exp.Literal):
-            raise _refuse(f"SETTINGS {name or item.sql(DIALECT)!r} is not allowed here; a "
-                          f"query may set only {', '.join(sorted(QUERY_SETTINGS))}", what)
+            raise _refuse(
+                f"SETTINGS {name or item.sql(DIALECT)!r} is not allowed here; a "
+                f"query may set only {', '.join(sorted(QUERY_SETTINGS))}",
+                what,
+            )
 
 
 def _check_clauses(tree: exp.Expr, what: str) -> None:
@@ -266,7 +330,9 @@ def _check_select(tree: exp.Expr, allow: FunctionAllowlist, what: str) -> str:
         kind = type(tree).__name__.upper()
         raise SqlWriteNotAllowed(
             f"{what}: read-only SQL: only SELECT, SHOW, DESCRIBE and EXPLAIN are allowed, "
-            f"got {kind}", field=what)
+            f"got {kind}",
+            field=what,
+        )
     _check_clauses(tree, what)
     _check_tables(tree, what)
     _check_functions(tree, allow, what)
@@ -276,8 +342,11 @@ def _check_select(tree: exp.Expr, allow: FunctionAllowlist, what: str) -> str:
 def _show(text: str, what: str) -> str:
     match = _SHOW.match(text)
     if match is None:
-        raise _refuse("only SHOW TABLES [FROM sluicegate], SHOW CREATE TABLE t and "
-                      "SHOW COLUMNS FROM t are allowed", what)
+        raise _refuse(
+            "only SHOW TABLES [FROM sluicegate], SHOW CREATE TABLE t and "
+            "SHOW COLUMNS FROM t are allowed",
+            what,
+        )
     if match.group("tables"):
         db = (match.group("db") or CLICKHOUSE_DATABASE).strip('`"')
         if db != CLICKHOUSE_DATABASE:

@@ -69,8 +69,12 @@ class Catalog:
             rows = self._client.query(sql.select_definitions()).result_rows
         except ClickHouseError as exc:
             raise StoreUnavailable(f"feature catalog unavailable: {exc}") from exc
-        return [FeatureRecord(r[0], int(r[1]), int(r[2]), orjson.loads(r[3]), r[4], r[5],
-                              int(r[6]), int(r[7])) for r in rows]
+        return [
+            FeatureRecord(
+                r[0], int(r[1]), int(r[2]), orjson.loads(r[3]), r[4], r[5], int(r[6]), int(r[7])
+            )
+            for r in rows
+        ]
 
     def put(self, record: FeatureRecord) -> FeatureRecord:
         """Store ``record`` (replacing the row of the same name and version)."""
@@ -79,12 +83,28 @@ class Catalog:
         try:
             self._client.insert(
                 sql.DEFINITIONS_TABLE,
-                [[record.name, record.version, record.generation,
-                  orjson.dumps(record.spec, option=orjson.OPT_SORT_KEYS).decode(),
-                  record.status, record.owner,
-                  datetime.fromtimestamp(record.created_ms / 1000, UTC), now]],
-                column_names=["name", "version", "generation", "spec", "status", "owner",
-                              "created_at", "updated_at"],
+                [
+                    [
+                        record.name,
+                        record.version,
+                        record.generation,
+                        orjson.dumps(record.spec, option=orjson.OPT_SORT_KEYS).decode(),
+                        record.status,
+                        record.owner,
+                        datetime.fromtimestamp(record.created_ms / 1000, UTC),
+                        now,
+                    ]
+                ],
+                column_names=[
+                    "name",
+                    "version",
+                    "generation",
+                    "spec",
+                    "status",
+                    "owner",
+                    "created_at",
+                    "updated_at",
+                ],
             )
         except ClickHouseError as exc:
             raise StoreUnavailable(f"feature catalog unavailable: {exc}") from exc
@@ -108,10 +128,15 @@ def resolve_records(records: list[FeatureRecord], refs: list[str]) -> list[Featu
         if version is None:
             rec = current(records, name)
         else:
-            rec = next((r for r in records if r.name == name and r.version == version
-                        and r.status == ACTIVE), None)
+            rec = next(
+                (
+                    r
+                    for r in records
+                    if r.name == name and r.version == version and r.status == ACTIVE
+                ),
+                None,
+            )
         if rec is None:
-            raise ResourceNotFound(f"feature {ref!r} not found (no active version)",
-                                   feature=ref)
+            raise ResourceNotFound(f"feature {ref!r} not found (no active version)", feature=ref)
         out.append(rec)
     return out

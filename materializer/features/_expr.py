@@ -40,11 +40,34 @@ ORDER_KEY_SQL = "tuple(occurred_at, ingested_at, event_id)"
 
 # Aggregates that need numbers (checked on fields named directly as their first argument).
 _NUMERIC_AGGREGATES = {
-    "sum", "avg", "sumWithOverflow", "sumKahan", "median", "quantile", "quantiles",
-    "quantileExact", "quantilesExact", "quantileTDigest", "quantilesTDigest",
-    "quantileTiming", "stddevPop", "stddevSamp", "varPop", "varSamp", "skewPop",
-    "skewSamp", "kurtPop", "kurtSamp", "avgWeighted", "corr", "covarPop", "covarSamp",
-    "simpleLinearRegression", "sumCount", "quantileDeterministic", "medianExact",
+    "sum",
+    "avg",
+    "sumWithOverflow",
+    "sumKahan",
+    "median",
+    "quantile",
+    "quantiles",
+    "quantileExact",
+    "quantilesExact",
+    "quantileTDigest",
+    "quantilesTDigest",
+    "quantileTiming",
+    "stddevPop",
+    "stddevSamp",
+    "varPop",
+    "varSamp",
+    "skewPop",
+    "skewSamp",
+    "kurtPop",
+    "kurtSamp",
+    "avgWeighted",
+    "corr",
+    "covarPop",
+    "covarSamp",
+    "simpleLinearRegression",
+    "sumCount",
+    "quantileDeterministic",
+    "medianExact",
 }
 # Aggregates whose empty result is 0 (DESIGN.md section 4: count-like default).
 _COUNT_LIKE = re.compile(r"^(count|uniq|sum)", re.IGNORECASE)
@@ -124,14 +147,14 @@ def _func_name(node: exp.Expr) -> str:
 def _unknown_field(path: str, what: str, fields: dict[str, FieldType], subject: str) -> None:
     known = ", ".join(sorted(fields)) or "(none)"
     raise InvalidDefinition(
-        f"{what}: unknown field {path!r}: subject {subject} has no such field "
-        f"(fields: {known})",
+        f"{what}: unknown field {path!r}: subject {subject} has no such field (fields: {known})",
         field=what,
     )
 
 
-def _resolve_columns(tree: exp.Expr, what: str, fields: dict[str, FieldType],
-                     subject: str, reader: FieldReader) -> tuple[exp.Expr, list[str]]:
+def _resolve_columns(
+    tree: exp.Expr, what: str, fields: dict[str, FieldType], subject: str, reader: FieldReader
+) -> tuple[exp.Expr, list[str]]:
     """Replace every field reference with its typed extraction; -> (tree, fields read)."""
     read: list[str] = []
 
@@ -155,7 +178,8 @@ def _check_functions(tree: exp.Expr, what: str, catalog: FunctionAllowlist | Non
     (without a catalog, only the structure is checked)."""
     if isinstance(tree, exp.Query) or tree.find(exp.Query, exp.Subquery, exp.Table):
         raise InvalidDefinition(
-            f"{what}: subqueries and tables are not allowed in an expression", field=what)
+            f"{what}: subqueries and tables are not allowed in an expression", field=what
+        )
     if catalog is None:
         return
     try:
@@ -167,8 +191,11 @@ def _check_functions(tree: exp.Expr, what: str, catalog: FunctionAllowlist | Non
 def _is_aggregate(node: exp.Expr, catalog: FunctionAllowlist | None) -> bool:
     if isinstance(node, exp.AggFunc):
         return True
-    return bool(isinstance(node, exp.Anonymous) and catalog is not None
-                and catalog.is_aggregate(_func_name(node)))
+    return bool(
+        isinstance(node, exp.Anonymous)
+        and catalog is not None
+        and catalog.is_aggregate(_func_name(node))
+    )
 
 
 def _sugar(tree: exp.Expr) -> exp.Expr:
@@ -181,7 +208,8 @@ def _sugar(tree: exp.Expr) -> exp.Expr:
             fn = "argMin" if isinstance(node, exp.First) else "argMax"
             inner = node.this.sql(dialect=DIALECT)
             return sqlglot.parse_one(
-                f"tupleElement({fn}(tuple({inner}), {ORDER_KEY_SQL}), 1)", dialect=DIALECT)
+                f"tupleElement({fn}(tuple({inner}), {ORDER_KEY_SQL}), 1)", dialect=DIALECT
+            )
         if isinstance(node, exp.Count) and isinstance(node.this, exp.Distinct):
             args = ", ".join(e.sql(dialect=DIALECT) for e in node.this.expressions)
             return sqlglot.parse_one(f"uniqExact({args})", dialect=DIALECT)
@@ -190,8 +218,7 @@ def _sugar(tree: exp.Expr) -> exp.Expr:
     return tree.transform(swap, copy=True)
 
 
-def _check_types(agg: exp.Expr, name: str, what: str,
-                 fields: dict[str, FieldType]) -> None:
+def _check_types(agg: exp.Expr, name: str, what: str, fields: dict[str, FieldType]) -> None:
     base = name
     for comb in ("If", "OrNull", "OrDefault", "Distinct"):
         if base.endswith(comb) and base[: -len(comb)] in _NUMERIC_AGGREGATES:
@@ -229,9 +256,14 @@ def _aggregate_call(node: exp.Expr, name: str) -> AggregateCall:
     return AggregateCall(name, None, text[len(name) + 1 : -1])
 
 
-def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
-                        catalog: FunctionAllowlist | None, what: str = "aggregation",
-                        reader: FieldReader | None = None) -> CompiledExpression:
+def compile_aggregation(
+    text: str,
+    fields: dict[str, FieldType],
+    subject: str,
+    catalog: FunctionAllowlist | None,
+    what: str = "aggregation",
+    reader: FieldReader | None = None,
+) -> CompiledExpression:
     """Check and compile an aggregation (one or more aggregate calls combined by scalar
     functions) against the payload ``fields`` of ``subject``; ``reader`` reads each field
     as the latest version (default: as stored)."""
@@ -241,7 +273,9 @@ def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
     if raw.find(exp.Filter):
         raise InvalidDefinition(
             f"{what}: FILTER (WHERE ...) is not supported; use the -If form (countIf, sumIf) "
-            "or the definition's filter", field=what)
+            "or the definition's filter",
+            field=what,
+        )
     _check_functions(raw, what, catalog)
     top: list[exp.Expr] = []
     for node in raw.walk():
@@ -251,13 +285,17 @@ def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
                 if _is_aggregate(outer, catalog):
                     raise InvalidDefinition(
                         f"{what}: aggregate {_func_name(node)!r} is nested inside aggregate "
-                        f"{_func_name(outer)!r}", field=what)
+                        f"{_func_name(outer)!r}",
+                        field=what,
+                    )
                 outer = outer.parent
             top.append(node)
     if not top:
         raise InvalidDefinition(
             f"{what}: {text!r} has no aggregate function (e.g. count(), uniqExact(x), "
-            "sum(x), last(x))", field=what)
+            "sum(x), last(x))",
+            field=what,
+        )
     for node in top:
         _check_types(node, _func_name(node), what, fields)
     # a field outside every aggregate has no single value per entity
@@ -268,7 +306,8 @@ def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
         if parent is None:
             raise InvalidDefinition(
                 f"{what}: field {_column_path(col)!r} is used outside an aggregate function",
-                field=what)
+                field=what,
+            )
 
     compiled, read = _resolve_columns(raw, what, fields, subject, reader or FieldReader())
     calls: list[AggregateCall] = []
@@ -276,7 +315,8 @@ def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
 
     def place(node: exp.Expr) -> exp.Expr:
         if _is_aggregate(node, catalog) and not any(
-                _is_aggregate(a, catalog) for a in _ancestors(node)):
+            _is_aggregate(a, catalog) for a in _ancestors(node)
+        ):
             name = _func_name(node)
             names.append(name)
             calls.append(_aggregate_call(node, name))
@@ -284,11 +324,18 @@ def compile_aggregation(text: str, fields: dict[str, FieldType], subject: str,
         return node
 
     template = compiled.transform(place, copy=True).sql(dialect=DIALECT)
-    count_like = isinstance(compiled, exp.AggFunc | exp.Anonymous) and len(calls) == 1 and bool(
-        _COUNT_LIKE.match(calls[0].name)) and template == _PLACEHOLDER.format(0)
+    count_like = (
+        isinstance(compiled, exp.AggFunc | exp.Anonymous)
+        and len(calls) == 1
+        and bool(_COUNT_LIKE.match(calls[0].name))
+        and template == _PLACEHOLDER.format(0)
+    )
     return CompiledExpression(
-        sql=compiled.sql(dialect=DIALECT), fields=tuple(read), aggregates=tuple(calls),
-        template=template, count_like=count_like,
+        sql=compiled.sql(dialect=DIALECT),
+        fields=tuple(read),
+        aggregates=tuple(calls),
+        template=template,
+        count_like=count_like,
     )
 
 
@@ -299,9 +346,14 @@ def _ancestors(node: exp.Expr) -> Iterable[exp.Expr]:
         parent = parent.parent
 
 
-def compile_filter(text: str | None, fields: dict[str, FieldType], subject: str,
-                   catalog: FunctionAllowlist | None, what: str = "filter",
-                   reader: FieldReader | None = None) -> CompiledExpression:
+def compile_filter(
+    text: str | None,
+    fields: dict[str, FieldType],
+    subject: str,
+    catalog: FunctionAllowlist | None,
+    what: str = "filter",
+    reader: FieldReader | None = None,
+) -> CompiledExpression:
     """Check and compile a row filter (a boolean expression without aggregates)."""
     if text is None or not text.strip():
         return CompiledExpression(sql="1", fields=())
@@ -311,6 +363,7 @@ def compile_filter(text: str | None, fields: dict[str, FieldType], subject: str,
         if _is_aggregate(node, catalog):
             raise InvalidDefinition(
                 f"{what}: aggregate function {_func_name(node)!r} is not allowed in a filter",
-                field=what)
+                field=what,
+            )
     compiled, read = _resolve_columns(tree, what, fields, subject, reader or FieldReader())
     return CompiledExpression(sql=compiled.sql(dialect=DIALECT), fields=tuple(read))

@@ -91,8 +91,9 @@ def _avro_type(t: Any, named: dict[str, Any]) -> tuple[Any, bool]:
     return t, False
 
 
-def _avro_record(rec: Any, prefix: str, nullable: bool, out: dict[str, FieldType],
-                 named: dict[str, Any]) -> None:
+def _avro_record(
+    rec: Any, prefix: str, nullable: bool, out: dict[str, FieldType], named: dict[str, Any]
+) -> None:
     if isinstance(rec, dict) and rec.get("type") == "record":
         if "name" in rec:
             named[rec["name"]] = rec
@@ -102,8 +103,9 @@ def _avro_record(rec: Any, prefix: str, nullable: bool, out: dict[str, FieldType
             _avro_field(f["type"], prefix + f["name"], nullable, out, named)
 
 
-def _avro_field(t: Any, path: str, nullable: bool, out: dict[str, FieldType],
-                named: dict[str, Any]) -> None:
+def _avro_field(
+    t: Any, path: str, nullable: bool, out: dict[str, FieldType], named: dict[str, Any]
+) -> None:
     t, opt = _avro_type(t, named)
     nullable = nullable or opt
     if isinstance(t, dict):
@@ -161,8 +163,9 @@ def _json_kind(node: dict[str, Any]) -> tuple[str | None, bool]:
     return (t if isinstance(t, str) else None), False
 
 
-def _json_object(node: Any, prefix: str, nullable: bool, out: dict[str, FieldType],
-                 root: Any) -> None:
+def _json_object(
+    node: Any, prefix: str, nullable: bool, out: dict[str, FieldType], root: Any
+) -> None:
     node = _json_resolve(node, root)
     if not isinstance(node, dict):
         return
@@ -182,5 +185,6 @@ def _json_object(node: Any, prefix: str, nullable: bool, out: dict[str, FieldTyp
             base = _JSON_PRIMITIVES.get(item_kind or "")
             out[path] = FieldType(f"Array({base})" if base else "String", field_nullable, "array")
         else:
-            out[path] = FieldType(_JSON_PRIMITIVES.get(kind or "", "String"), field_nullable,
-                                  kind or "any")
+            out[path] = FieldType(
+                _JSON_PRIMITIVES.get(kind or "", "String"), field_nullable, kind or "any"
+            )

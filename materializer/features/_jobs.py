@@ -39,9 +39,16 @@ class Job:
         if self.state == "running" and self.done and self.total > self.done:
             eta = round(elapsed / self.done * (self.total - self.done), 1)
         return {
-            "id": self.id, "kind": self.kind, "features": self.features, "state": self.state,
-            "phase": self.phase, "done": self.done, "total": self.total,
-            "elapsed_s": round(elapsed, 2), "eta_s": eta, "error": self.error,
+            "id": self.id,
+            "kind": self.kind,
+            "features": self.features,
+            "state": self.state,
+            "phase": self.phase,
+            "done": self.done,
+            "total": self.total,
+            "elapsed_s": round(elapsed, 2),
+            "eta_s": eta,
+            "error": self.error,
             "split_ms": self.split_ms,
         }
 

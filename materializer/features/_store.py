@@ -52,8 +52,11 @@ from sluicegate.sqlgate import FunctionAllowlist, load_allowlist
 __all__ = ["FeatureStore"]
 
 # point reads: one thread each (no pipeline fan-out), JSON numbers unquoted
-_READ_SETTINGS = {"output_format_json_quote_64bit_integers": 0,
-                  "output_format_json_quote_denormals": 0, "max_threads": 1}
+_READ_SETTINGS = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_denormals": 0,
+    "max_threads": 1,
+}
 _CH_MESSAGE = re.compile(r"DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?:\. Stack trace|$)", re.S)
 
 
@@ -76,8 +79,15 @@ class FeatureStore:
     """Feature definitions and their ClickHouse objects, on ``client`` (DDL, backfills)
     and ``readers`` (online reads, so a backfill never holds a read up)."""
 
-    def __init__(self, client: Client, readers: Sequence[Client], registry: Any, *,
-                 start_delay_ms: int = 2000, inflight_margin_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        client: Client,
+        readers: Sequence[Client],
+        registry: Any,
+        *,
+        start_delay_ms: int = 2000,
+        inflight_margin_ms: int = 1000,
+    ) -> None:
         self._client = client
         self._readers: queue.Queue[Client] = queue.Queue()
         for r in readers or [client]:
@@ -128,11 +138,13 @@ class FeatureStore:
             if rec.status == BACKFILLING:
                 self._catalog.put(replace(rec, status=FAILED))
         self._refresh()
-        keep = {name for rec in self._records if rec.status == ACTIVE
-                for _, name in rec.objects.all()}
+        keep = {
+            name for rec in self._records if rec.status == ACTIVE for _, name in rec.objects.all()
+        }
         rows = self._client.query(
             "SELECT name, engine FROM system.tables WHERE database = currentDatabase() "
-            "AND name LIKE 'f\\_%' ORDER BY engine = 'MaterializedView' DESC").result_rows
+            "AND name LIKE 'f\\_%' ORDER BY engine = 'MaterializedView' DESC"
+        ).result_rows
         for name, engine in rows:
             if name not in keep:
                 self._command(sql.drop("VIEW" if engine == "MaterializedView" else "TABLE", name))
@@ -144,10 +156,14 @@ class FeatureStore:
         if cf is None:
             defn = rec.definition
             schema_version = rec.spec.get("_schema_version")
-            schema = (self._registry.version(defn.source, schema_version)
-                      if schema_version else self._registry.latest(defn.source))
-            cf = defn.compiled(schema, reader=field_reader(self._registry, defn.source,
-                                                           int(schema.version)))
+            schema = (
+                self._registry.version(defn.source, schema_version)
+                if schema_version
+                else self._registry.latest(defn.source)
+            )
+            cf = defn.compiled(
+                schema, reader=field_reader(self._registry, defn.source, int(schema.version))
+            )
             self._compiled[key] = cf
         return cf
 
@@ -161,11 +177,14 @@ class FeatureStore:
         except NotFound as exc:
             raise InvalidDefinition(
                 f"feature {defn.name}: source: subject {defn.source!r} is not registered",
-                field="source") from exc
+                field="source",
+            ) from exc
         try:
             cf = defn.model_copy(update={"version": version}).compiled(
-                schema, self.functions(), field_reader(self._registry, defn.source,
-                                                       int(schema.version)))
+                schema,
+                self.functions(),
+                field_reader(self._registry, defn.source, int(schema.version)),
+            )
         except InvalidDefinition as exc:
             raise InvalidDefinition(f"feature {defn.name}: {exc.message}", **exc.details) from exc
         for statement in (sql.dry_run(cf), sql.state_select(cf, "b", "0")):
@@ -173,14 +192,16 @@ class FeatureStore:
                 self._client.query(statement)
             except ClickHouseError as exc:
                 raise InvalidDefinition(
-                    f"feature {defn.name}: ClickHouse refuses the expressions: "
-                    f"{_ch_message(exc)}", field="aggregation") from exc
+                    f"feature {defn.name}: ClickHouse refuses the expressions: {_ch_message(exc)}",
+                    field="aggregation",
+                ) from exc
         return cf, int(schema.version)
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, defns: list[FeatureDefinition], *, team: str, admin: bool,
-              dry_run: bool = False) -> dict[str, Any]:
+    def apply(
+        self, defns: list[FeatureDefinition], *, team: str, admin: bool, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Validate every definition, then create the new versions and start one backfill
         job for them. All definitions are checked before anything is created."""
         names = [d.name for d in defns]
@@ -190,18 +211,25 @@ class FeatureStore:
         with self._lock:
             self._refresh()
             plan = [self._plan(d, team=team, admin=admin) for d in defns]
-            results = [{"name": p.definition.name, "version": p.version, "action": p.action}
-                       for p in plan]
+            results = [
+                {"name": p.definition.name, "version": p.version, "action": p.action} for p in plan
+            ]
             if dry_run:
                 return {"results": results, "job": None, "dry_run": True}
             for p in plan:
                 if p.action == "metadata":
-                    rec = next(r for r in self._records
-                               if r.name == p.definition.name and r.version == p.version)
-                    spec = {**p.definition.spec(), "_schema_version": rec.spec.get(
-                        "_schema_version")}
-                    self._catalog.put(replace(rec, spec=spec,
-                                              owner=p.definition.owner or rec.owner))
+                    rec = next(
+                        r
+                        for r in self._records
+                        if r.name == p.definition.name and r.version == p.version
+                    )
+                    spec = {
+                        **p.definition.spec(),
+                        "_schema_version": rec.spec.get("_schema_version"),
+                    }
+                    self._catalog.put(
+                        replace(rec, spec=spec, owner=p.definition.owner or rec.owner)
+                    )
             new = [p for p in plan if p.action in ("created", "new_version")]
             job = self._create(new, team) if new else None
             self._refresh()
@@ -217,8 +245,9 @@ class FeatureStore:
             raise Forbidden(f"feature {defn.name}: team {team!r} cannot give it to {defn.owner!r}")
         if cur is not None and cur.definition.semantics() == defn.semantics():
             same = {k: v for k, v in cur.spec.items() if not k.startswith("_")} == defn.spec()
-            return _Planned(defn, "unchanged" if same else "metadata", cur.version,
-                            self.compiled(cur))
+            return _Planned(
+                defn, "unchanged" if same else "metadata", cur.version, self.compiled(cur)
+            )
         version = max((r.version for r in mine), default=0) + 1
         cf, schema_version = self.validate(defn, version)
         return _Planned(defn, "new_version" if cur else "created", version, cf, schema_version)
@@ -230,9 +259,15 @@ class FeatureStore:
             for p in plan:
                 now = int(time.time() * 1000)
                 rec = FeatureRecord(
-                    p.definition.name, p.version, 0,
-                    {**p.definition.spec(), "_schema_version": p.schema_version}, BACKFILLING,
-                    p.definition.owner or team, now, now)
+                    p.definition.name,
+                    p.version,
+                    0,
+                    {**p.definition.spec(), "_schema_version": p.schema_version},
+                    BACKFILLING,
+                    p.definition.owner or team,
+                    now,
+                    now,
+                )
                 made.append((rec, p.compiled))
                 self._create_objects(p.compiled, rec.objects, t0)
                 self._catalog.put(rec)
@@ -270,16 +305,19 @@ class FeatureStore:
         job.progress(0, total, "backfilling")
         for cf, objs, month, n in work:
             for part in sql.PARTS:
-                self._command(sql.backfill_insert(cf, objs, part, t0, month),
-                              settings={"insert_deduplicate": 0})
+                self._command(
+                    sql.backfill_insert(cf, objs, part, t0, month),
+                    settings={"insert_deduplicate": 0},
+                )
             done += n
             job.progress(done, total, "backfilling")
         job.progress(done, total, "merging")
         for _, objs in items:
             self._command(sql.optimize(objs))
 
-    def _backfill(self, job: Job, made: list[tuple[FeatureRecord, CompiledFeature]],
-                  t0: int) -> None:
+    def _backfill(
+        self, job: Job, made: list[tuple[FeatureRecord, CompiledFeature]], t0: int
+    ) -> None:
         try:
             self._fill(job, [(cf, rec.objects) for rec, cf in made], t0)
         except Exception:
@@ -301,8 +339,13 @@ class FeatureStore:
         name, version = _split_ref(ref)
         with self._lock:
             self._refresh()
-            recs = [r for r in self._records if r.name == name and r.status == ACTIVE
-                    and (version is None or r.version == version)]
+            recs = [
+                r
+                for r in self._records
+                if r.name == name
+                and r.status == ACTIVE
+                and (version is None or r.version == version)
+            ]
             if not recs:
                 raise ResourceNotFound(f"feature {ref!r} not found", feature=ref)
             for rec in recs:
@@ -320,8 +363,11 @@ class FeatureStore:
         serves until the new one is complete, then is dropped."""
         with self._lock:
             self._refresh()
-            recs = (resolve_records(self._records, refs) if refs
-                    else [r for r in self._records if r.status == ACTIVE])
+            recs = (
+                resolve_records(self._records, refs)
+                if refs
+                else [r for r in self._records if r.status == ACTIVE]
+            )
             t0 = self._now_ms() + self._start_delay_ms
             fresh = [replace(r, generation=r.generation + 1) for r in recs]
             try:
@@ -352,8 +398,14 @@ class FeatureStore:
     def records(self) -> list[FeatureRecord]:
         return list(self._records)
 
-    def read(self, entity_type: str, keys: Sequence[str], names: Sequence[str] | None = None,
-             *, now_ms: int | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    def read(
+        self,
+        entity_type: str,
+        keys: Sequence[str],
+        names: Sequence[str] | None = None,
+        *,
+        now_ms: int | None = None,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Values of ``names`` (default: every feature of ``entity_type``) for ``keys`` as of
         now, in one query: -> ({key: {label: value}}, {label: name@version}). Missing
         entities get the training defaults (0 for counts, null otherwise)."""
@@ -362,26 +414,31 @@ class FeatureStore:
             chosen = list(zip(names, resolve_records(records, list(names)), strict=True))
         else:
             latest = {r.name for r in records if r.status == ACTIVE}
-            chosen = [(n, rec) for n in sorted(latest)
-                      if (rec := current(records, n)) is not None]
+            chosen = [(n, rec) for n in sorted(latest) if (rec := current(records, n)) is not None]
             chosen = [(n, r) for n, r in chosen if r.spec["entity"]["type"] == entity_type]
         for label, rec in chosen:
             if rec.spec["entity"]["type"] != entity_type:
-                raise BadRequest(f"feature {label} describes {rec.spec['entity']['type']!r} "
-                                 f"entities, not {entity_type!r}", feature=label)
+                raise BadRequest(
+                    f"feature {label} describes {rec.spec['entity']['type']!r} "
+                    f"entities, not {entity_type!r}",
+                    feature=label,
+                )
         compiled = [(label, rec, self.compiled(rec)) for label, rec in chosen]
         at = now_ms if now_ms is not None else int(time.time() * 1000)
         out: dict[str, dict[str, Any]] = {
             k: {label: (0 if cf.default_sql == "0" else None) for label, _, cf in compiled}
-            for k in keys}
+            for k in keys
+        }
         if compiled and keys:
             single = len(keys) == 1
             if single:
                 query = sql.online_query_one(
-                    [sql.online_value_one(cf, rec.objects, keys[0], at) for _, rec, cf in compiled])
+                    [sql.online_value_one(cf, rec.objects, keys[0], at) for _, rec, cf in compiled]
+                )
             else:
                 query = sql.online_query(
-                    [sql.online_value(cf, rec.objects, keys, at) for _, rec, cf in compiled])
+                    [sql.online_value(cf, rec.objects, keys, at) for _, rec, cf in compiled]
+                )
             try:
                 with self._reader() as reader:
                     row = reader.query(query, settings=_READ_SETTINGS).result_rows[0]
@@ -409,10 +466,16 @@ class FeatureStore:
         """A catalog entry."""
         spec = {k: v for k, v in rec.spec.items() if not k.startswith("_")}
         entry: dict[str, Any] = {
-            "name": rec.name, "version": rec.version, "status": rec.status,
-            "owner": rec.owner, "description": spec.get("description", ""),
-            "tags": spec.get("tags", []), "entity": spec["entity"], "source": spec["source"],
-            "definition": spec, "created_at_ms": rec.created_ms,
+            "name": rec.name,
+            "version": rec.version,
+            "status": rec.status,
+            "owner": rec.owner,
+            "description": spec.get("description", ""),
+            "tags": spec.get("tags", []),
+            "entity": spec["entity"],
+            "source": spec["source"],
+            "definition": spec,
+            "created_at_ms": rec.created_ms,
             "schema_version": rec.spec.get("_schema_version"),
         }
         try:
@@ -421,8 +484,11 @@ class FeatureStore:
             entry["kind"] = cf.kind.value
             entry["default"] = 0 if cf.default_sql == "0" else None
             entry["window_ms"] = cf.window_ms
-            entry["sql"] = {"entity_expr": cf.entity_expr, "value_agg": cf.value_agg,
-                            "filter_expr": cf.filter_expr}
+            entry["sql"] = {
+                "entity_expr": cf.entity_expr,
+                "value_agg": cf.value_agg,
+                "filter_expr": cf.filter_expr,
+            }
         except SluicegateError as exc:
             entry["reads"] = {"subjects": [spec["source"]], "fields": []}
             entry["error"] = exc.message

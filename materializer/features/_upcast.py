@@ -92,7 +92,8 @@ class _Compiler:
             return self.stored(source.path)
         if isinstance(source, Literal):
             kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(
-                type(source.value), "null")
+                type(source.value), "null"
+            )
             return _lit(source.value), kind
         if isinstance(source, Absent):
             return "NULL", "null"
@@ -152,7 +153,12 @@ def _truthy(sql: str, kind: str) -> str:
 
 _BINARY: dict[type[ast.operator], str] = {ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _COMPARE: dict[type[ast.cmpop], str] = {
-    ast.Eq: "=", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.Eq: "=",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
 }
 
 
@@ -169,7 +175,8 @@ class _Expression:
 
     def _node(self, node: ast.expr) -> tuple[str, str]:
         handler: Callable[[ast.expr], tuple[str, str]] | None = getattr(
-            self, f"_{type(node).__name__}", None)
+            self, f"_{type(node).__name__}", None
+        )
         if handler is None:
             raise Untranslatable(f"{type(node).__name__} in a derive expression")
         return handler(node)
@@ -271,22 +278,31 @@ class _Expression:
             return f"toFloat64({one[0]})", "float"
         if name == "bool" and one:
             return _truthy(*one), "bool"
-        if name in ("min", "max") and len(args) >= 2 and len({k for _, k in args}) == 1 \
-                and args[0][1] in ("int", "float", "str"):
+        if (
+            name in ("min", "max")
+            and len(args) >= 2
+            and len({k for _, k in args}) == 1
+            and args[0][1] in ("int", "float", "str")
+        ):
             fn = "least" if name == "min" else "greatest"
             return f"{fn}({', '.join(a for a, _ in args)})", args[0][1]
         if name == "concat" and args:
-            return "concat(" + ", ".join(_to_str(a, k, python_bool=True) for a, k in args) \
-                + ")", "str"
+            return "concat(" + ", ".join(
+                _to_str(a, k, python_bool=True) for a, k in args
+            ) + ")", "str"
         if name == "coalesce" and args and len({k for _, k in args} - {"null"}) <= 1:
             kind = next((k for _, k in args if k != "null"), "null")
             return f"coalesce({', '.join(a for a, _ in args)})", kind
         raise Untranslatable(f"{name}() of these values")
 
 
-def upcast_field_sql(path: str, ftype: FieldType, plan: ReadPlan | None,
-                     version_fields: Mapping[int, Mapping[str, FieldType]],
-                     what: str = "field") -> str:
+def upcast_field_sql(
+    path: str,
+    ftype: FieldType,
+    plan: ReadPlan | None,
+    version_fields: Mapping[int, Mapping[str, FieldType]],
+    what: str = "field",
+) -> str:
     """SQL reading latest-version field ``path`` (typed ``ftype``) from every event, old
     versions upcast by ``plan``; ``version_fields``: each stored version's fields."""
     latest = field_sql(path, ftype)
@@ -301,7 +317,8 @@ def upcast_field_sql(path: str, ftype: FieldType, plan: ReadPlan | None,
             raise InvalidDefinition(
                 f"{what}: field {path!r} of events stored as version {version} comes from a "
                 f"migration ClickHouse cannot compute ({exc}); read another field",
-                field=what) from None
+                field=what,
+            ) from None
         parts.append(f"payload_version = {version}, {_typed(sql, ftype)}")
     return f"multiIf({', '.join(parts)}, {latest})"
 
@@ -310,8 +327,11 @@ class FieldReader:
     """Reads payload fields of one subject as its latest version: plain ``JSONExtract``
     for events stored under it, the read plan's expressions for older ones."""
 
-    def __init__(self, plan: ReadPlan | None = None,
-                 version_fields: Mapping[int, Mapping[str, FieldType]] | None = None) -> None:
+    def __init__(
+        self,
+        plan: ReadPlan | None = None,
+        version_fields: Mapping[int, Mapping[str, FieldType]] | None = None,
+    ) -> None:
         self._plan = plan
         self._version_fields = version_fields or {}
 

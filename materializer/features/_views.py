@@ -28,8 +28,19 @@ __all__ = ["SubjectViews", "view_name", "view_sql"]
 
 log = logging.getLogger("sluicegate.features.views")
 
-ENVELOPE = ("event_id", "entity_key", "occurred_at", "ingested_at", "source", "producer", "op",
-            "source_lsn", "source_txid", "schema_version", "payload_version")
+ENVELOPE = (
+    "event_id",
+    "entity_key",
+    "occurred_at",
+    "ingested_at",
+    "source",
+    "producer",
+    "op",
+    "source_lsn",
+    "source_txid",
+    "schema_version",
+    "payload_version",
+)
 
 
 def view_name(subject: str) -> str:
@@ -55,17 +66,20 @@ def view_sql(registry: Any, subject: str, database: str, version: int | None = N
         except SluicegateError as exc:  # a derive ClickHouse cannot compute: left out
             log.warning("view of %s: column %s left out: %s", subject, path, exc)
     subject_lit = exp.Literal.string(subject).sql(dialect=DIALECT)
-    return (f"CREATE OR REPLACE VIEW {_ident(database)}.{_ident(view_name(subject))} AS "
-            f"SELECT {', '.join(columns)} FROM {_ident(database)}.events "
-            f"WHERE subject = {subject_lit}")
+    return (
+        f"CREATE OR REPLACE VIEW {_ident(database)}.{_ident(view_name(subject))} AS "
+        f"SELECT {', '.join(columns)} FROM {_ident(database)}.events "
+        f"WHERE subject = {subject_lit}"
+    )
 
 
 class SubjectViews:
     """Keeps every subject's view in step with its latest version (a background thread
     checks the registry every ``interval_s``)."""
 
-    def __init__(self, client: Client, registry: Any, database: str, *,
-                 interval_s: float = 3.0) -> None:
+    def __init__(
+        self, client: Client, registry: Any, database: str, *, interval_s: float = 3.0
+    ) -> None:
         self._client = client
         self._registry = registry
         self._database = database
@@ -89,8 +103,7 @@ class SubjectViews:
             if self._made.get(subject) == version:
                 continue
             try:
-                self._client.command(
-                    view_sql(self._registry, subject, self._database, version))
+                self._client.command(view_sql(self._registry, subject, self._database, version))
                 self._made[subject] = version
             except (ClickHouseError, SluicegateError) as exc:
                 log.warning("view of %s not refreshed: %s", subject, exc)

@@ -24,7 +24,9 @@ from sluicegate.settings import Settings
 __all__ = ["features_app"]
 
 features_app = typer.Typer(
-    name="features", help="Define, backfill, inspect and read features.", no_args_is_help=True,
+    name="features",
+    help="Define, backfill, inspect and read features.",
+    no_args_is_help=True,
     rich_markup_mode=None,
 )
 _err = Console(stderr=True)
@@ -33,7 +35,8 @@ _err = Console(stderr=True)
 def _client() -> httpx.Client:
     settings = Settings()
     token = (settings.admin_token.get_secret_value() if settings.admin_token else "") or (
-        read_admin_token_file(settings.data_dir) or "")
+        read_admin_token_file(settings.data_dir) or ""
+    )
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=settings.base_url, headers=headers, timeout=120)
 
@@ -43,8 +46,11 @@ def _call(method: str, path: str, **kwargs: Any) -> Any:
         try:
             resp = client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            typer.echo(f"error: cannot reach `sluicegate serve` at {client.base_url} ({exc}); "
-                       "start it with `sluicegate serve`", err=True)
+            typer.echo(
+                f"error: cannot reach `sluicegate serve` at {client.base_url} ({exc}); "
+                "start it with `sluicegate serve`",
+                err=True,
+            )
             raise typer.Exit(2) from exc
     if resp.status_code >= 400:
         try:
@@ -74,17 +80,24 @@ def _read_files(files: list[Path]) -> list[dict[str, Any]]:
 
 def follow(job: dict[str, Any]) -> dict[str, Any]:
     """Poll a job, drawing a progress bar with an ETA until it ends."""
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.fields[count]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[count]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=_err, transient=False) as bar:
-        task = bar.add_task(f"{job['kind']} {', '.join(job['features'])}", total=None,
-                            count="")
+        task = bar.add_task(f"{job['kind']} {', '.join(job['features'])}", total=None, count="")
         while True:
             job = _call("GET", f"/v1/features/_jobs/{job['id']}")
-            bar.update(task, completed=job["done"], total=job["total"] or None,
-                       description=f"{job['kind']} {', '.join(job['features'])}: {job['phase']}",
-                       count=f"{job['done']:,}/{job['total']:,} events")
+            bar.update(
+                task,
+                completed=job["done"],
+                total=job["total"] or None,
+                description=f"{job['kind']} {', '.join(job['features'])}: {job['phase']}",
+                count=f"{job['done']:,}/{job['total']:,} events",
+            )
             if job["state"] != "running":
                 if job["total"] == 0:
                     bar.update(task, total=1, completed=1)
@@ -103,8 +116,11 @@ def apply(
     wait: Annotated[bool, typer.Option(help="Wait for the backfill, showing progress.")] = True,
 ) -> None:
     """Create or update features; new versions are backfilled from `events`."""
-    body = _call("POST", "/v1/features/_definitions",
-                 json={"definitions": _read_files(files), "dry_run": dry_run})
+    body = _call(
+        "POST",
+        "/v1/features/_definitions",
+        json={"definitions": _read_files(files), "dry_run": dry_run},
+    )
     for r in body["results"]:
         typer.echo(f"{r['name']}@{r['version']}: {r['action'].replace('_', ' ')}")
     if body.get("job") and wait:
@@ -127,8 +143,17 @@ def list_(
     for f in body["features"]:
         fresh = f.get("freshness_ms")
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(fresh / 1000)) if fresh else "-"
-        rows.append((f"{f['name']}@{f['version']}", f["entity"]["type"], f["source"],
-                     f["owner"], f["status"], when, f["description"]))
+        rows.append(
+            (
+                f"{f['name']}@{f['version']}",
+                f["entity"]["type"],
+                f["source"],
+                f["owner"],
+                f["status"],
+                when,
+                f["description"],
+            )
+        )
     console = Console()
     if not console.is_terminal:  # pipes and scripts get one tab-separated line per feature
         for row in [header, *rows]:
@@ -165,8 +190,10 @@ def diff(files: Annotated[list[Path], typer.Argument(help="YAML files or directo
 
 
 @features_app.command("delete")
-def delete(ref: Annotated[str, typer.Argument(help="name (every version) or name@version.")],
-           yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+def delete(
+    ref: Annotated[str, typer.Argument(help="name (every version) or name@version.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
     """Delete a feature version (or all versions) and its tables."""
     if not yes:
         typer.confirm(f"delete {ref} and its tables?", abort=True)
@@ -176,8 +203,9 @@ def delete(ref: Annotated[str, typer.Argument(help="name (every version) or name
 
 
 @features_app.command("rebuild")
-def rebuild(names: Annotated[list[str] | None, typer.Argument(help="Features (default: all).")]
-            = None) -> None:
+def rebuild(
+    names: Annotated[list[str] | None, typer.Argument(help="Features (default: all).")] = None,
+) -> None:
     """Rebuild feature tables from `events`; the current tables serve until it is done."""
     body = _call("POST", "/v1/features/_rebuild", json={"names": names or None})
     follow(body["job"])
@@ -185,15 +213,19 @@ def rebuild(names: Annotated[list[str] | None, typer.Argument(help="Features (de
 
 
 @features_app.command("get")
-def get(entity_type: Annotated[str, typer.Argument(help="Entity type, e.g. user.")],
-        keys: Annotated[list[str], typer.Argument(help="Entity keys.")],
-        names: Annotated[str | None, typer.Option(help="Comma-separated features.")] = None
-        ) -> None:
+def get(
+    entity_type: Annotated[str, typer.Argument(help="Entity type, e.g. user.")],
+    keys: Annotated[list[str], typer.Argument(help="Entity keys.")],
+    names: Annotated[str | None, typer.Option(help="Comma-separated features.")] = None,
+) -> None:
     """Online values for one or more entities (JSON)."""
     if len(keys) == 1:
         params = {"names": names} if names else {}
         body = _call("GET", f"/v1/features/{entity_type}/{keys[0]}", params=params)
     else:
-        body = _call("POST", f"/v1/features/{entity_type}/batch",
-                     json={"keys": keys, "names": names.split(",") if names else None})
+        body = _call(
+            "POST",
+            f"/v1/features/{entity_type}/batch",
+            json={"keys": keys, "names": names.split(",") if names else None},
+        )
     typer.echo(json.dumps(body, indent=2))

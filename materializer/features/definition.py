@@ -58,8 +58,7 @@ __all__ = [
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
-_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
-            "w": 7 * 86_400_000}
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 MAX_WINDOW_MS = 3660 * 86_400_000
 
 
@@ -67,8 +66,9 @@ def parse_window(text: str) -> int:
     """``7d`` -> 604800000 ms. Units: ms, s, m, h, d, w."""
     m = _WINDOW_RE.match(text)
     if not m:
-        raise ValueError(f"bad window {text!r}: use a number and a unit (ms, s, m, h, d, w), "
-                         "e.g. 7d")
+        raise ValueError(
+            f"bad window {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 7d"
+        )
     ms = int(m.group(1)) * _UNIT_MS[m.group(2)]
     if ms < 1000:
         raise ValueError(f"bad window {text!r}: a window is at least 1s")
@@ -131,8 +131,10 @@ class FeatureDefinition(BaseModel):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME_RE.match(v):
-            raise ValueError(f"name {v!r} must be snake_case: a lower-case letter, then a-z, 0-9 "
-                             "or _, at most 63 characters")
+            raise ValueError(
+                f"name {v!r} must be snake_case: a lower-case letter, then a-z, 0-9 "
+                "or _, at most 63 characters"
+            )
         return v
 
     @field_validator("source")
@@ -180,15 +182,21 @@ class FeatureDefinition(BaseModel):
 
     def semantics(self) -> dict[str, Any]:
         """What the values depend on: a change here makes a new version."""
-        return self.model_dump(include={"entity", "source", "aggregation", "attribute", "filter",
-                                        "window"}, mode="json")
+        return self.model_dump(
+            include={"entity", "source", "aggregation", "attribute", "filter", "window"},
+            mode="json",
+        )
 
     def spec(self) -> dict[str, Any]:
         """The definition as written (without the version), for storage and diffs."""
         return self.model_dump(exclude={"version"}, mode="json", exclude_none=True)
 
-    def compiled(self, schema: Any, functions: FunctionAllowlist | None = None,
-                 reader: FieldReader | None = None) -> CompiledFeature:
+    def compiled(
+        self,
+        schema: Any,
+        functions: FunctionAllowlist | None = None,
+        reader: FieldReader | None = None,
+    ) -> CompiledFeature:
         """Check this definition against ``schema`` (the source subject's RegisteredSchema:
         ``schema_type`` and ``schema`` text) and compile it to SQL over ``events``.
 
@@ -238,68 +246,108 @@ def _key_sql(defn: FeatureDefinition, fields: dict[str, FieldType], reader: Fiel
         known = ", ".join(sorted(fields)) or "(none)"
         raise InvalidDefinition(
             f"entity.key: unknown field {key!r}: subject {defn.source} has no such field "
-            f"(fields: {known})", field="entity.key")
+            f"(fields: {known})",
+            field="entity.key",
+        )
     if ftype.base not in ("String", "Int64"):
         raise InvalidDefinition(
-            f"entity.key: field {key!r} is a {ftype.kind}; an entity key is a string or an "
-            "integer", field="entity.key")
+            f"entity.key: field {key!r} is a {ftype.kind}; an entity key is a string or an integer",
+            field="entity.key",
+        )
     if ftype.base == "String" and not reader.upcasts(key):
-        keys = ", ".join("'" + p.replace("\\", "\\\\").replace("'", "\\'") + "'"
-                         for p in key.split("."))
+        keys = ", ".join(
+            "'" + p.replace("\\", "\\\\").replace("'", "\\'") + "'" for p in key.split(".")
+        )
         return f"JSONExtractString(payload, {keys})"
     if ftype.base == "String":
         return reader.sql(key, FieldType("String", False, ftype.kind), "entity.key")
-    return (f"ifNull(toString({reader.sql(key, FieldType('Int64', True, ftype.kind), 'entity.key')}"
-            "), '')")
+    return (
+        f"ifNull(toString({reader.sql(key, FieldType('Int64', True, ftype.kind), 'entity.key')}"
+        "), '')"
+    )
 
 
-def _compile(defn: FeatureDefinition, fields: dict[str, FieldType],
-             functions: FunctionAllowlist | None, reader: FieldReader) -> CompiledFeature:
+def _compile(
+    defn: FeatureDefinition,
+    fields: dict[str, FieldType],
+    functions: FunctionAllowlist | None,
+    reader: FieldReader,
+) -> CompiledFeature:
     entity_expr = _key_sql(defn, fields, reader)
     version = defn.version or 0
-    common: dict[str, Any] = {"name": defn.name, "version": version,
-                              "entity_type": defn.entity.type, "subject": defn.source,
-                              "entity_expr": entity_expr}
+    common: dict[str, Any] = {
+        "name": defn.name,
+        "version": version,
+        "entity_type": defn.entity.type,
+        "subject": defn.source,
+        "entity_expr": entity_expr,
+    }
     key_fields = (defn.entity.key,) if defn.entity.key else ()
     if defn.attribute is None:
         assert defn.aggregation is not None
-        agg = compile_aggregation(defn.aggregation, fields, defn.source, functions,
-                                  reader=reader)
+        agg = compile_aggregation(defn.aggregation, fields, defn.source, functions, reader=reader)
         flt = compile_filter(defn.filter, fields, defn.source, functions, reader=reader)
         return CompiledFeature(
-            kind=FeatureKind.AGGREGATE, value_agg=agg.sql, filter_expr=flt.sql,
-            window_ms=defn.window_ms, default_sql="0" if agg.count_like else "NULL",
+            kind=FeatureKind.AGGREGATE,
+            value_agg=agg.sql,
+            filter_expr=flt.sql,
+            window_ms=defn.window_ms,
+            default_sql="0" if agg.count_like else "NULL",
             fields=_merge(key_fields, agg.fields, flt.fields),
-            aggregates=agg.aggregates, template=agg.template, **common)
+            aggregates=agg.aggregates,
+            template=agg.template,
+            **common,
+        )
     column = defn.attribute.column
     if column not in fields:
         known = ", ".join(sorted(fields)) or "(none)"
         raise InvalidDefinition(
             f"attribute.column: unknown field {column!r}: subject {defn.source} has no such "
-            f"field (fields: {known})", field="attribute.column")
+            f"field (fields: {known})",
+            field="attribute.column",
+        )
     if defn.attribute.mode == "value":
-        text = f"tupleElement(argMax(tuple(if(op = 'd', NULL, {_quote_ident(column)})), " \
-               f"{ORDER_KEY_SQL}), 1)"
-        agg = compile_aggregation(text, fields, defn.source, functions, what="attribute.column",
-                                  reader=reader)
+        text = (
+            f"tupleElement(argMax(tuple(if(op = 'd', NULL, {_quote_ident(column)})), "
+            f"{ORDER_KEY_SQL}), 1)"
+        )
+        agg = compile_aggregation(
+            text, fields, defn.source, functions, what="attribute.column", reader=reader
+        )
         return CompiledFeature(
-            kind=FeatureKind.ATTRIBUTE_VALUE, value_agg=agg.sql, filter_expr="op != 't'",
-            window_ms=None, default_sql="NULL", fields=_merge(key_fields, (column,)),
-            aggregates=agg.aggregates, template=agg.template, **common)
+            kind=FeatureKind.ATTRIBUTE_VALUE,
+            value_agg=agg.sql,
+            filter_expr="op != 't'",
+            window_ms=None,
+            default_sql="NULL",
+            fields=_merge(key_fields, (column,)),
+            aggregates=agg.aggregates,
+            template=agg.template,
+            **common,
+        )
     ftype = fields[column]
     if ftype.base.startswith(("Array(", "Map(")):
-        raise InvalidDefinition(f"attribute.column: a set attribute needs a scalar column; "
-                                f"{column!r} is a {ftype.kind}", field="attribute.column")
+        raise InvalidDefinition(
+            f"attribute.column: a set attribute needs a scalar column; "
+            f"{column!r} is a {ftype.kind}",
+            field="attribute.column",
+        )
     value_sql = reader.sql(column, FieldType(ftype.base, False, ftype.kind), "attribute.column")
     flt = compile_filter(defn.filter, fields, defn.source, functions, reader=reader)
     nullable = FieldType(ftype.base, True, ftype.kind)
     present = f"isNotNull({reader.sql(column, nullable, 'attribute.column')})"
     call, template = sql.set_aggregate(value_sql, f"({flt.sql}) AND {present}")
     return CompiledFeature(
-        kind=FeatureKind.ATTRIBUTE_SET, value_agg=template.replace(sql.PLACEHOLDER0, call.sql),
-        filter_expr="op != 't'", window_ms=None, default_sql="NULL",
-        fields=_merge(key_fields, (column,), flt.fields), aggregates=(call,),
-        template=template, **common)
+        kind=FeatureKind.ATTRIBUTE_SET,
+        value_agg=template.replace(sql.PLACEHOLDER0, call.sql),
+        filter_expr="op != 't'",
+        window_ms=None,
+        default_sql="NULL",
+        fields=_merge(key_fields, (column,), flt.fields),
+        aggregates=(call,),
+        template=template,
+        **common,
+    )
 
 
 def _quote_ident(path: str) -> str:
@@ -329,8 +377,9 @@ def parse_definitions(text: str) -> list[FeatureDefinition]:
         if not isinstance(item, dict):
             raise InvalidDefinition("a definition is a mapping (name, entity, source, ...)")
         if "version" in item:
-            raise InvalidDefinition("version: assigned by Sluicegate, not written in a file",
-                                    field="version")
+            raise InvalidDefinition(
+                "version: assigned by Sluicegate, not written in a file", field="version"
+            )
         out.append(definition_from_dict(item))
     return out
 
@@ -341,14 +390,18 @@ def definition_from_dict(data: dict[str, Any]) -> FeatureDefinition:
         return FeatureDefinition.model_validate(data)
     except ValidationError as exc:
         violations = [
-            {"path": ".".join(str(p) for p in e["loc"]) or "definition", "rule": e["type"],
-             "message": e["msg"].removeprefix("Value error, ")}
+            {
+                "path": ".".join(str(p) for p in e["loc"]) or "definition",
+                "rule": e["type"],
+                "message": e["msg"].removeprefix("Value error, "),
+            }
             for e in exc.errors()
         ]
         first = violations[0]
         name = data.get("name", "?")
-        raise InvalidDefinition(f"feature {name}: {first['path']}: {first['message']}",
-                                violations=violations) from exc
+        raise InvalidDefinition(
+            f"feature {name}: {first['path']}: {first['message']}", violations=violations
+        ) from exc
 
 
 def load_definitions(client: Client, names: list[str]) -> list[FeatureDefinition]:

@@ -60,14 +60,19 @@ def _names(names: str | None) -> list[str] | None:
 
 
 def _as_of(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 @router.get("")
-def catalog(store: Store, _: Reader,
-            all_versions: bool = Query(False, description="Include older active versions.")
-            ) -> dict[str, Any]:
+def catalog(
+    store: Store,
+    _: Reader,
+    all_versions: bool = Query(False, description="Include older active versions."),
+) -> dict[str, Any]:
     """Every feature: owner, description, source subject, version, freshness (the time of
     the newest event it has taken in), and the subjects and fields it reads."""
     recs = [r for r in store.records() if r.status in ("active", "backfilling")]
@@ -87,8 +92,9 @@ async def apply(body: ApplyBody, store: Store, principal: Writer) -> dict[str, A
     defns = [definition_from_dict(d) for d in body.definitions]
     if not defns:
         raise BadRequest("definitions: give at least one definition")
-    return await run_in_threadpool(store.apply, defns, team=principal.team,
-                                   admin=principal.admin, dry_run=body.dry_run)
+    return await run_in_threadpool(
+        store.apply, defns, team=principal.team, admin=principal.admin, dry_run=body.dry_run
+    )
 
 
 @router.get("/_definitions/{name}")
@@ -103,14 +109,14 @@ def show(name: str, store: Store, _: Reader) -> dict[str, Any]:
 @router.delete("/_definitions/{ref}")
 async def delete(ref: str, store: Store, principal: Writer) -> dict[str, Any]:
     """Delete a version (``name@v``) or every version of a feature, with its tables."""
-    deleted = await run_in_threadpool(store.delete, ref, team=principal.team,
-                                      admin=principal.admin)
+    deleted = await run_in_threadpool(store.delete, ref, team=principal.team, admin=principal.admin)
     return {"deleted": deleted}
 
 
 @router.post("/_rebuild")
-async def rebuild(store: Store, principal: Writer,
-                  names: list[str] | None = Body(None, embed=True)) -> dict[str, Any]:
+async def rebuild(
+    store: Store, principal: Writer, names: list[str] | None = Body(None, embed=True)
+) -> dict[str, Any]:
     """Rebuild feature tables from `events` (all active features, or ``names``)."""
     if not principal.admin:
         raise Forbidden("rebuild needs an admin token")
@@ -145,34 +151,51 @@ def _at(at: str | None) -> int:
     return ms
 
 
-def _read(store: FeatureStore, entity_type: str, keys: list[str], names: list[str] | None,
-          at: str | None) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
+def _read(
+    store: FeatureStore, entity_type: str, keys: list[str], names: list[str] | None, at: str | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
     when = _at(at)
     values, versions = store.read(entity_type, keys, names, now_ms=when)
     return values, versions, when
 
 
 @router.get("/{entity_type}/{key}")
-def entity_features(entity_type: str, key: str, store: Store, _: Reader,
-                    names: str | None = Query(None, description="Comma-separated features "
-                                              "(name or name@version); default: all."),
-                    at: str | None = Query(None, description="Read time (RFC 3339 or epoch "
-                                           "ms) within a day of now; default now.")
-                    ) -> dict[str, Any]:
+def entity_features(
+    entity_type: str,
+    key: str,
+    store: Store,
+    _: Reader,
+    names: str | None = Query(
+        None, description="Comma-separated features (name or name@version); default: all."
+    ),
+    at: str | None = Query(
+        None, description="Read time (RFC 3339 or epoch ms) within a day of now; default now."
+    ),
+) -> dict[str, Any]:
     """Every requested feature of one entity as of now, in one round trip."""
     values, versions, now = _read(store, entity_type, [key], _names(names), at)
-    return {"entity_type": entity_type, "key": key, "as_of": _as_of(now),
-            "features": values[key], "versions": versions}
+    return {
+        "entity_type": entity_type,
+        "key": key,
+        "as_of": _as_of(now),
+        "features": values[key],
+        "versions": versions,
+    }
 
 
-def _batch(store: FeatureStore, entity_type: str, keys: list[str],
-           names: list[str] | None, at: str | None) -> dict[str, Any]:
+def _batch(
+    store: FeatureStore, entity_type: str, keys: list[str], names: list[str] | None, at: str | None
+) -> dict[str, Any]:
     if len(keys) > MAX_KEYS:
         raise BadRequest(f"keys: at most {MAX_KEYS} keys per request")
     unique = list(dict.fromkeys(keys))
     values, versions, now = _read(store, entity_type, unique, names, at)
-    return {"entity_type": entity_type, "as_of": _as_of(now), "versions": versions,
-            "results": [{"key": k, "features": values[k]} for k in keys]}
+    return {
+        "entity_type": entity_type,
+        "as_of": _as_of(now),
+        "versions": versions,
+        "results": [{"key": k, "features": values[k]} for k in keys],
+    }
 
 
 @router.post("/{entity_type}/batch")
@@ -182,10 +205,13 @@ def batch(entity_type: str, body: BatchBody, store: Store, _: Reader) -> dict[st
 
 
 @router.get("/{entity_type}")
-def batch_get(entity_type: str, store: Store, _: Reader,
-              keys: str = Query(description="Comma-separated entity keys."),
-              names: str | None = Query(None, description="Comma-separated features."),
-              at: str | None = Query(None, description="Read time within a day of now.")
-              ) -> dict[str, Any]:
+def batch_get(
+    entity_type: str,
+    store: Store,
+    _: Reader,
+    keys: str = Query(description="Comma-separated entity keys."),
+    names: str | None = Query(None, description="Comma-separated features."),
+    at: str | None = Query(None, description="Read time within a day of now."),
+) -> dict[str, Any]:
     """The batch read as a GET: ``?keys=a,b,c&names=f1,f2``."""
     return _batch(store, entity_type, [k for k in keys.split(",") if k], _names(names), at)

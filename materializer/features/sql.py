@@ -61,12 +61,14 @@ def edge_ttl_s(window_ms: int | None) -> int:
 
 # ----------------------------------------------------------------------------- set attribute
 
+
 def set_aggregate(value_sql: str, filter_sql: str) -> tuple[AggregateCall, str]:
     """The aggregate of a set attribute: every event of the entity as (row key, event order,
     value, live), sorted; the last image of each row key is kept when live; its values come
     out distinct and sorted. -> (the aggregate call, the template around it)."""
     call = AggregateCall(
-        "groupArray", None,
+        "groupArray",
+        None,
         f"tuple(entity_key, occurred_at, ingested_at, event_id, {value_sql}, "
         f"toUInt8(op != 'd' AND ({filter_sql})))",
     )
@@ -81,6 +83,7 @@ def set_aggregate(value_sql: str, filter_sql: str) -> tuple[AggregateCall, str]:
 
 
 # ----------------------------------------------------------------------------- object names
+
 
 @dataclass(frozen=True)
 class Objects:
@@ -110,6 +113,7 @@ PARTS = ("b", "e")
 
 # ----------------------------------------------------------------------------- DDL
 
+
 def _state_columns(cf: CompiledFeature) -> str:
     return ", ".join(f"{a.state_sql()} AS s{i}" for i, a in enumerate(cf.aggregates))
 
@@ -129,9 +133,11 @@ def state_select(cf: CompiledFeature, part: str, extra_where: str = "") -> str:
     where = f"subject = {lit(cf.subject)} AND ({cf.filter_expr})"
     if extra_where:
         where += f" AND {extra_where}"
-    return (f"SELECT {cf.entity_expr} AS entity, toUInt8({kind}) AS kind, "
-            f"toInt64({slot}) AS slot, {_state_columns(cf)} "
-            f"FROM events WHERE {where} GROUP BY entity, slot")
+    return (
+        f"SELECT {cf.entity_expr} AS entity, toUInt8({kind}) AS kind, "
+        f"toInt64({slot}) AS slot, {_state_columns(cf)} "
+        f"FROM events WHERE {where} GROUP BY entity, slot"
+    )
 
 
 def create_table(cf: CompiledFeature, objs: Objects) -> str:
@@ -140,23 +146,26 @@ def create_table(cf: CompiledFeature, objs: Objects) -> str:
     a point read decode few states; per-event rows expire once no window edge needs them;
     the deduplication window drops a replayed load of `events` here too."""
     ttl = edge_ttl_s(cf.window_ms)
-    return (f"CREATE TABLE {quote_identifier(objs.table)} "
-            f"ENGINE = AggregatingMergeTree ORDER BY (entity, kind, slot) "
-            f"TTL toDateTime(intDiv(slot, 1000)) + INTERVAL {ttl} SECOND WHERE kind = 1 "
-            f"SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 128 "
-            f"EMPTY AS {state_select(cf, 'b')}")
+    return (
+        f"CREATE TABLE {quote_identifier(objs.table)} "
+        f"ENGINE = AggregatingMergeTree ORDER BY (entity, kind, slot) "
+        f"TTL toDateTime(intDiv(slot, 1000)) + INTERVAL {ttl} SECOND WHERE kind = 1 "
+        f"SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 128 "
+        f"EMPTY AS {state_select(cf, 'b')}"
+    )
 
 
 def create_view(cf: CompiledFeature, objs: Objects, part: str, t0_ms: int) -> str:
     """The materialized view feeding ``part`` with events loaded from ``t0_ms`` on; the
     backfill covers the events loaded before it, so each event is counted once."""
-    return (f"CREATE MATERIALIZED VIEW {quote_identifier(objs.view(part))} "
-            f"TO {quote_identifier(objs.table)} AS "
-            f"{state_select(cf, part, f'loaded_at >= {ts_lit(t0_ms)}')}")
+    return (
+        f"CREATE MATERIALIZED VIEW {quote_identifier(objs.view(part))} "
+        f"TO {quote_identifier(objs.table)} AS "
+        f"{state_select(cf, part, f'loaded_at >= {ts_lit(t0_ms)}')}"
+    )
 
 
-def backfill_insert(cf: CompiledFeature, objs: Objects, part: str, t0_ms: int,
-                    month: int) -> str:
+def backfill_insert(cf: CompiledFeature, objs: Objects, part: str, t0_ms: int, month: int) -> str:
     """Fill ``part`` from the events of one month partition loaded before ``t0_ms``."""
     cond = f"loaded_at < {ts_lit(t0_ms)} AND toYYYYMM(occurred_at) = {int(month)}"
     return f"INSERT INTO {quote_identifier(objs.table)} {state_select(cf, part, cond)}"
@@ -169,9 +178,11 @@ def optimize(objs: Objects) -> str:
 
 def backfill_months(subject: str, t0_ms: int) -> str:
     """(month, events) of a subject loaded before ``t0_ms``: the backfill's units of work."""
-    return (f"SELECT toYYYYMM(occurred_at) AS month, count() AS n FROM events "
-            f"WHERE subject = {lit(subject)} AND loaded_at < {ts_lit(t0_ms)} "
-            f"GROUP BY month ORDER BY month")
+    return (
+        f"SELECT toYYYYMM(occurred_at) AS month, count() AS n FROM events "
+        f"WHERE subject = {lit(subject)} AND loaded_at < {ts_lit(t0_ms)} "
+        f"GROUP BY month ORDER BY month"
+    )
 
 
 def drop(kind: str, name: str) -> str:
@@ -180,8 +191,10 @@ def drop(kind: str, name: str) -> str:
 
 def dry_run(cf: CompiledFeature) -> str:
     """Type-checks every expression of the feature without reading data."""
-    return (f"SELECT {cf.entity_expr} AS entity, {cf.value_agg} AS value FROM events "
-            f"WHERE 0 AND ({cf.filter_expr}) GROUP BY entity")
+    return (
+        f"SELECT {cf.entity_expr} AS entity, {cf.value_agg} AS value FROM events "
+        f"WHERE 0 AND ({cf.filter_expr}) GROUP BY entity"
+    )
 
 
 def store_now() -> str:
@@ -189,6 +202,7 @@ def store_now() -> str:
 
 
 # ----------------------------------------------------------------------------- online reads
+
 
 def final_value(cf: CompiledFeature, condition: str | None = None) -> str:
     """The feature's value from merged state columns ``s0..sn`` (of the rows meeting
@@ -206,15 +220,16 @@ def window_condition(cf: CompiledFeature, now_ms: int) -> str:
     b = bucket_ms(cf.window_ms)
     hi = (now_ms // b) * b
     if cf.window_ms is None:
-        return (f"((kind = 0 AND slot < {hi}) OR "
-                f"(kind = 1 AND slot >= {hi} AND slot < {now_ms}))")
+        return f"((kind = 0 AND slot < {hi}) OR (kind = 1 AND slot >= {hi} AND slot < {now_ms}))"
     low = now_ms - cf.window_ms
     lo = -(-low // b) * b
     if lo >= hi:
         return f"(kind = 1 AND slot >= {low} AND slot < {now_ms})"
-    return (f"((kind = 0 AND slot >= {lo} AND slot < {hi}) OR "
-            f"(kind = 1 AND ((slot >= {low} AND slot < {lo}) OR "
-            f"(slot >= {hi} AND slot < {now_ms}))))")
+    return (
+        f"((kind = 0 AND slot >= {lo} AND slot < {hi}) OR "
+        f"(kind = 1 AND ((slot >= {low} AND slot < {lo}) OR "
+        f"(slot >= {hi} AND slot < {now_ms}))))"
+    )
 
 
 def online_value(cf: CompiledFeature, objs: Objects, keys: Sequence[str], now_ms: int) -> str:
@@ -225,17 +240,21 @@ def online_value(cf: CompiledFeature, objs: Objects, keys: Sequence[str], now_ms
     rows are few and contiguous in the primary key, and ClickHouse plans an OR of ranges
     in WHERE much more slowly than it merges them."""
     cond = window_condition(cf, now_ms)
-    return (f"(SELECT (groupArray(entity), groupArray(v)) FROM (SELECT entity, "
-            f"ifNull(toJSONString({final_value(cf, cond)}), 'null') AS v "
-            f"FROM {quote_identifier(objs.table)} WHERE entity IN {lit(list(keys))} "
-            f"GROUP BY entity HAVING countIf({cond}) > 0))")
+    return (
+        f"(SELECT (groupArray(entity), groupArray(v)) FROM (SELECT entity, "
+        f"ifNull(toJSONString({final_value(cf, cond)}), 'null') AS v "
+        f"FROM {quote_identifier(objs.table)} WHERE entity IN {lit(list(keys))} "
+        f"GROUP BY entity HAVING countIf({cond}) > 0))"
+    )
 
 
 def online_value_one(cf: CompiledFeature, objs: Objects, key: str, now_ms: int) -> str:
     """A one-row SELECT: one entity's value as JSON, NULL without rows in the window."""
     cond = window_condition(cf, now_ms)
-    return (f"SELECT if(countIf({cond}) = 0, NULL, toJSONString({final_value(cf, cond)})) "
-            f"FROM {quote_identifier(objs.table)} WHERE entity = {lit(key)}")
+    return (
+        f"SELECT if(countIf({cond}) = 0, NULL, toJSONString({final_value(cf, cond)})) "
+        f"FROM {quote_identifier(objs.table)} WHERE entity = {lit(key)}"
+    )
 
 
 def online_query_one(selects: Sequence[str]) -> str:
@@ -251,16 +270,18 @@ def online_query(columns: Sequence[str]) -> str:
 
 def freshness(objs: Objects) -> str:
     """The time of the newest event a feature has seen (its per-event rows keep it)."""
-    return (f"SELECT max(slot), count() > 0 FROM {quote_identifier(objs.table)} "
-            f"WHERE kind = 1")
+    return f"SELECT max(slot), count() > 0 FROM {quote_identifier(objs.table)} WHERE kind = 1"
 
 
 # ----------------------------------------------------------------------------- catalog
 
+
 def select_definitions() -> str:
-    return (f"SELECT name, version, generation, spec, status, owner, "
-            f"toUnixTimestamp64Milli(created_at), toUnixTimestamp64Milli(updated_at) "
-            f"FROM {DEFINITIONS_TABLE} FINAL ORDER BY name, version")
+    return (
+        f"SELECT name, version, generation, spec, status, owner, "
+        f"toUnixTimestamp64Milli(created_at), toUnixTimestamp64Milli(updated_at) "
+        f"FROM {DEFINITIONS_TABLE} FINAL ORDER BY name, version"
+    )
 
 
 __all__ = [

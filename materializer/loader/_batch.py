@@ -80,8 +80,11 @@ class EventColumns:
 
     def id_columns(self) -> list[list[Any]]:
         """The rows as ``event_ids`` columns: subject, event_id, ingested_at."""
-        return [[r[_SUBJECT] for r in self.rows], [r[_EVENT_ID] for r in self.rows],
-                [r[_INGESTED_AT] for r in self.rows]]
+        return [
+            [r[_SUBJECT] for r in self.rows],
+            [r[_EVENT_ID] for r in self.rows],
+            [r[_INGESTED_AT] for r in self.rows],
+        ]
 
     def by_month(self) -> list[tuple[int, list[tuple[Any, ...]]]]:
         """The columns, split by ``toYYYYMM(occurred_at)`` (the table's partition key) so
@@ -96,9 +99,7 @@ class EventColumns:
         groups: dict[int, list[tuple[Any, ...]]] = {}
         for row in self.rows:
             groups.setdefault(_month(row[_OCCURRED_AT]), []).append(row)
-        return [
-            (month, list(zip(*rows, strict=True))) for month, rows in sorted(groups.items())
-        ]
+        return [(month, list(zip(*rows, strict=True))) for month, rows in sorted(groups.items())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,13 @@ class DeadLetter:
 
     def row(self) -> tuple[Any, ...]:
         return (
-            self.topic, self.partition, self.offset, self.key, self.value, self.error, self.at_ms
+            self.topic,
+            self.partition,
+            self.offset,
+            self.key,
+            self.value,
+            self.error,
+            self.at_ms,
         )
 
 

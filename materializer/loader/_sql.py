@@ -91,8 +91,14 @@ class ReadOnlySql:
     one (429 beyond that share, 503 when the whole pool stays busy).
     """
 
-    def __init__(self, clients: Sequence[Client], allowlist: FunctionAllowlist, *,
-                 max_execution_s: int, wait_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        clients: Sequence[Client],
+        allowlist: FunctionAllowlist,
+        *,
+        max_execution_s: int,
+        wait_s: float = 5.0,
+    ) -> None:
         if len(clients) < 2:
             raise ValueError("ReadOnlySql needs at least two sessions")
         self._pool: queue.Queue[Client] = queue.Queue()
@@ -111,14 +117,16 @@ class ReadOnlySql:
             if self._running.get(team, 0) >= self._share:
                 raise TooManyRequests(
                     f"team {team!r} already runs {self._share} queries; wait for one to finish",
-                    retry_after=1)
+                    retry_after=1,
+                )
             self._running[team] = self._running.get(team, 0) + 1
         try:
             try:
                 client = self._pool.get(timeout=self._wait_s)
             except queue.Empty:
-                raise StoreUnavailable("every SQL session is busy; retry shortly",
-                                       retry_after=1) from None
+                raise StoreUnavailable(
+                    "every SQL session is busy; retry shortly", retry_after=1
+                ) from None
             try:
                 yield client
             finally:
@@ -141,8 +149,9 @@ class ReadOnlySql:
             except DatabaseError as exc:
                 raise self._refusal(exc) from exc
         if len(result.result_rows) > MAX_RESULT_ROWS:  # one block can pass max_result_rows
-            raise BadRequest(f"query: returns more than {MAX_RESULT_ROWS} rows; "
-                             "add a LIMIT or aggregate")
+            raise BadRequest(
+                f"query: returns more than {MAX_RESULT_ROWS} rows; add a LIMIT or aggregate"
+            )
         return SqlResult(
             columns=list(result.column_names),
             types=[t.name for t in result.column_types],
@@ -156,12 +165,17 @@ class ReadOnlySql:
         if code == _READONLY_CODE:
             return Forbidden("query: read-only SQL only")
         if code == _TIMEOUT_CODE:
-            return BadRequest(f"query: ran longer than {self._max_execution_s} s "
-                              "(max_execution_time); narrow it or aggregate")
+            return BadRequest(
+                f"query: ran longer than {self._max_execution_s} s "
+                "(max_execution_time); narrow it or aggregate"
+            )
         if code == _MEMORY_CODE:
-            return BadRequest("query: needs more memory than one query may use "
-                              "(max_memory_usage); narrow it or aggregate")
+            return BadRequest(
+                "query: needs more memory than one query may use "
+                "(max_memory_usage); narrow it or aggregate"
+            )
         if code == _TOO_MANY_ROWS_CODE:
-            return BadRequest(f"query: returns more than {MAX_RESULT_ROWS} rows; "
-                              "add a LIMIT or aggregate")
+            return BadRequest(
+                f"query: returns more than {MAX_RESULT_ROWS} rows; add a LIMIT or aggregate"
+            )
         return BadRequest(f"query: {message}")

@@ -53,7 +53,8 @@ def feature_specs(
 
     specs = []
     for defn in load_definitions(client, list(names)):
-        compiled = defn.compiled(registry.latest(defn.source),
-                                 reader=field_reader(registry, defn.source))
+        compiled = defn.compiled(
+            registry.latest(defn.source), reader=field_reader(registry, defn.source)
+        )
         specs.append(spec_from_compiled(compiled, aggregation=_written(defn)))
     return specs

@@ -121,7 +121,8 @@ class TrainingJob:
                     raise _map_error(exc) from exc
                 names = self._names()
                 self._differences = {
-                    f.name: str(t) for f, t in zip(windowed, row, strict=True)
+                    f.name: str(t)
+                    for f, t in zip(windowed, row, strict=True)
                     if sql.is_invertible(f, str(t), names)
                 }
         return self._differences

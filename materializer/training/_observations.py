@@ -96,7 +96,9 @@ class SpineWriter:
 def _spine_owner(client: Client, database: str, spine: str) -> str | None:
     rows = client.query(
         f"SELECT team FROM `{database}`.`spine_owners` WHERE spine = {{s:String}} "
-        "ORDER BY claimed_at, team LIMIT 1", parameters={"s": spine}).result_rows
+        "ORDER BY claimed_at, team LIMIT 1",
+        parameters={"s": spine},
+    ).result_rows
     return str(rows[0][0]) if rows else None
 
 
@@ -106,14 +108,19 @@ def claim_spine(client: Client, spine: str, writer: SpineWriter, *, database: st
     try:
         owner = _spine_owner(client, database, spine)
         if owner is None:
-            client.insert(f"`{database}`.`spine_owners`", [[spine, writer.team]],
-                          column_names=["spine", "team"])
+            client.insert(
+                f"`{database}`.`spine_owners`",
+                [[spine, writer.team]],
+                column_names=["spine", "team"],
+            )
             owner = _spine_owner(client, database, spine)
     except ClickHouseError as exc:
         raise StoreUnavailable("ClickHouse: could not read the spine's owner") from exc
     if owner != writer.team and not writer.admin:
-        raise Forbidden(f"spine {spine!r} belongs to team {owner!r}; only that team (or "
-                        "admin) may add observations to it")
+        raise Forbidden(
+            f"spine {spine!r} belongs to team {owner!r}; only that team (or "
+            "admin) may add observations to it"
+        )
 
 
 def _insert(client: Client, table: str, columns: list[list[Any]]) -> None:
@@ -151,8 +158,11 @@ def append_observations(
     if ids and writer is not None:
         claim_spine(client, spine, writer, database=database)
     if ids:
-        _insert(client, f"`{database}`.`observations`", [[spine] * len(ids), ids, times,
-                                                         entities, labels])
+        _insert(
+            client,
+            f"`{database}`.`observations`",
+            [[spine] * len(ids), ids, times, entities, labels],
+        )
     return ids
 
 
@@ -161,8 +171,11 @@ def _validated(n: int, item: dict[str, Any]) -> Observation:
         return Observation.model_validate(item)
     except ValidationError as exc:
         violations = [
-            {"path": ".".join(["observations", str(n), *map(str, e["loc"])]), "rule": e["type"],
-             "message": e["msg"].removeprefix("Value error, ")}
+            {
+                "path": ".".join(["observations", str(n), *map(str, e["loc"])]),
+                "rule": e["type"],
+                "message": e["msg"].removeprefix("Value error, "),
+            }
             for e in exc.errors()
         ]
         first = violations[0]
@@ -254,8 +267,10 @@ def load_spine_file(
     label_cols = [c for c in cols if c not in used]
     for name in label_cols:
         check_identifier(name, "label column")
-    key_cols = {etype: [None if v is None else str(v) for v in table.column(col).to_pylist()]
-                for etype, col in entities.items()}
+    key_cols = {
+        etype: [None if v is None else str(v) for v in table.column(col).to_pylist()]
+        for etype, col in entities.items()
+    }
     entity_maps = [
         {etype: keys[i] for etype, keys in key_cols.items() if keys[i] is not None}
         for i in range(n)

@@ -61,8 +61,13 @@ def build_report(
 ) -> TrainingReport:
     """Assemble the report from the statistics and audit queries' rows."""
     rows, first, last, null_rates = stats
-    rates = dict(zip([*(lbl.name for lbl in spine.labels), *(f.name for f in features)],
-                     null_rates, strict=True))
+    rates = dict(
+        zip(
+            [*(lbl.name for lbl in spine.labels), *(f.name for f in features)],
+            null_rates,
+            strict=True,
+        )
+    )
     audit = {str(r["feature"]): r for r in audit_rows}
     checks: dict[str, dict[str, Any]] = {}
     passed = True
@@ -106,8 +111,11 @@ def build_report(
             for f in features
         ],
         labels=[
-            {"name": lbl.name, "type": lbl.type,
-             "null_rate": float(rates[lbl.name]) if rows else None}
+            {
+                "name": lbl.name,
+                "type": lbl.type,
+                "null_rate": float(rates[lbl.name]) if rows else None,
+            }
             for lbl in spine.labels
         ],
         time_range={"first": _iso(first) if rows else None, "last": _iso(last) if rows else None},

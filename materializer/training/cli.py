@@ -62,27 +62,41 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def _spine(
-    client: httpx.Client, spec: str, entities: dict[str, str], labels: dict[str, str],
-    time_column: str, start: str | None, end: str | None,
+    client: httpx.Client,
+    spec: str,
+    entities: dict[str, str],
+    labels: dict[str, str],
+    time_column: str,
+    start: str | None,
+    end: str | None,
 ) -> dict[str, Any]:
     """The request's spine: ``subject:NAME``, a .parquet/.csv file (uploaded as
     observations first), or the name of an observations spine."""
     if spec.startswith("subject:"):
         if not entities:
             raise _fail("a subject spine needs --entity TYPE=FIELD (e.g. --entity user=user_id)")
-        return {"subject": spec.removeprefix("subject:"), "entities": entities,
-                "labels": labels, "start": start, "end": end}
+        return {
+            "subject": spec.removeprefix("subject:"),
+            "entities": entities,
+            "labels": labels,
+            "start": start,
+            "end": end,
+        }
     path = Path(spec)
     if path.suffix.lower() in _FILE_TYPES and path.exists():
         params: list[tuple[str, str]] = [("time_column", time_column)]
         params += [("entity", f"{k}={v}") for k, v in entities.items()]
         response = _post(
-            client, "/v1/observations", content=path.read_bytes(), params=params,
+            client,
+            "/v1/observations",
+            content=path.read_bytes(),
+            params=params,
             headers={"Content-Type": _FILE_TYPES[path.suffix.lower()]},
         )
         name = response.json()["spine"]
-        typer.echo(f"spine: {path} -> observations {name!r} ({response.json()['accepted']} rows)",
-                   err=True)
+        typer.echo(
+            f"spine: {path} -> observations {name!r} ({response.json()['accepted']} rows)", err=True
+        )
         return {"observations": name}
     if path.suffix.lower() in _FILE_TYPES:
         raise _fail(f"spine file {spec} does not exist")
@@ -90,21 +104,38 @@ def _spine(
 
 
 def training_set_command(
-    spine: Annotated[str, typer.Option(
-        help="Observations spine name, subject:NAME (every event is a row), or a "
-             ".parquet/.csv file.")],
+    spine: Annotated[
+        str,
+        typer.Option(
+            help="Observations spine name, subject:NAME (every event is a row), or a "
+            ".parquet/.csv file."
+        ),
+    ],
     features: Annotated[str, typer.Option(help="Comma-separated feature names (name@v pins).")],
-    out: Annotated[Path | None, typer.Option(
-        help="Output file: .parquet, or .arrow/.ipc/.feather for Arrow IPC.")] = None,
-    arrival_time: Annotated[bool, typer.Option(
-        "--arrival-time", help="Also require ingested_at < t: what serving knew at t.")] = False,
-    print_sql: Annotated[bool, typer.Option(
-        "--print-sql", help="Print the ClickHouse SQL and exit without running it.")] = False,
-    entity: Annotated[list[str] | None, typer.Option(
-        help="TYPE=FIELD: an entity key of a subject spine (payload field) or a file (column).")]
-    = None,
-    label: Annotated[list[str] | None, typer.Option(
-        help="NAME=FIELD: a payload field copied as a label (subject spines).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output file: .parquet, or .arrow/.ipc/.feather for Arrow IPC."),
+    ] = None,
+    arrival_time: Annotated[
+        bool,
+        typer.Option(
+            "--arrival-time", help="Also require ingested_at < t: what serving knew at t."
+        ),
+    ] = False,
+    print_sql: Annotated[
+        bool,
+        typer.Option("--print-sql", help="Print the ClickHouse SQL and exit without running it."),
+    ] = False,
+    entity: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="TYPE=FIELD: an entity key of a subject spine (payload field) or a file (column)."
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=FIELD: a payload field copied as a label (subject spines)."),
+    ] = None,
     time_column: Annotated[str, typer.Option(help="Time column of a spine file.")] = "observed_at",
     start: Annotated[str | None, typer.Option(help="Subject spine: rows from this time.")] = None,
     end: Annotated[str | None, typer.Option(help="Subject spine: rows before this time.")] = None,
@@ -113,8 +144,11 @@ def training_set_command(
     before the row's time. Writes OUT and OUT's report (.report.json) next to it."""
     if not print_sql and out is None:
         raise _fail("give --out FILE (or --print-sql)", 2)
-    fmt = "sql" if print_sql else (
-        "arrow" if out is not None and out.suffix.lower() in _ARROW_SUFFIXES else "parquet")
+    fmt = (
+        "sql"
+        if print_sql
+        else ("arrow" if out is not None and out.suffix.lower() in _ARROW_SUFFIXES else "parquet")
+    )
     names = [f.strip() for f in features.split(",") if f.strip()]
     if not names:
         raise _fail("--features: name at least one feature", 2)
@@ -123,8 +157,15 @@ def training_set_command(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with httpx.Client(base_url=settings.base_url, headers=headers, timeout=3600) as client:
         request = {
-            "spine": _spine(client, spine, _pairs(entity or [], "entity"),
-                            _pairs(label or [], "label"), time_column, start, end),
+            "spine": _spine(
+                client,
+                spine,
+                _pairs(entity or [], "entity"),
+                _pairs(label or [], "label"),
+                time_column,
+                start,
+                end,
+            ),
             "features": names,
             "arrival_time": arrival_time,
             "format": fmt,

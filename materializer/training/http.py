@@ -99,9 +99,15 @@ async def post_observations(
 
         def load() -> tuple[str, int]:
             return load_spine_file(
-                client, read_spine_table(body, fmt), database=database, spine=spine,
-                time_column=time_column, entities=entities, id_column=id_column,
-                source_bytes=body, writer=writer,
+                client,
+                read_spine_table(body, fmt),
+                database=database,
+                spine=spine,
+                time_column=time_column,
+                entities=entities,
+                id_column=id_column,
+                source_bytes=body,
+                writer=writer,
             )
 
         name, rows = await run_in_threadpool(load)
@@ -117,7 +123,11 @@ async def post_observations(
     except ValidationError as exc:
         raise Unprocessable(_first_error(exc), violations=_violations(exc)) from exc
     ids = await run_in_threadpool(
-        append_observations, client, req.spine, req.observations, database=database,
+        append_observations,
+        client,
+        req.spine,
+        req.observations,
+        database=database,
         writer=writer,
     )
     return {"spine": req.spine, "accepted": len(ids), "ids": ids}
@@ -147,8 +157,9 @@ class SpineRequest(BaseModel):
     def _one(self) -> SpineRequest:
         if (self.observations is None) == (self.subject is None):
             raise ValueError("give exactly one of `observations` (a spine name) or `subject`")
-        if self.observations is not None and (self.entities or self.labels or self.start
-                                              or self.end):
+        if self.observations is not None and (
+            self.entities or self.labels or self.start or self.end
+        ):
             raise ValueError("entities/labels/start/end apply to a subject spine only")
         return self
 
@@ -179,8 +190,14 @@ async def post_training_set(body: TrainingSetRequest, request: Request, _: Reade
     registry = request.app.state.registry
 
     def run() -> Response:
-        job = training_set(client, spine, body.features, registry=registry,
-                           arrival_time=body.arrival_time, database=database)
+        job = training_set(
+            client,
+            spine,
+            body.features,
+            registry=registry,
+            arrival_time=body.arrival_time,
+            database=database,
+        )
         if body.format == "sql":
             return Response(job.to_sql(), media_type="text/plain; charset=utf-8")
         if body.format == "report":
@@ -222,8 +239,11 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 def _violations(exc: ValidationError) -> list[dict[str, str]]:
     return [
-        {"path": ".".join(str(p) for p in e["loc"]), "rule": e["type"],
-         "message": e["msg"].removeprefix("Value error, ")}
+        {
+            "path": ".".join(str(p) for p in e["loc"]),
+            "rule": e["type"],
+            "message": e["msg"].removeprefix("Value error, "),
+        }
         for e in exc.errors()
     ]
 

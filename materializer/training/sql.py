@@ -161,8 +161,10 @@ def _spine_cte(spine: ResolvedSpine, database: str) -> str:
             f"AS {ident(etype)}"
             for etype, key in spine.entities.items()
         ]
-        cols += [f"{_label_expr('labels', lbl.source, lbl.type)} AS {ident(lbl.name)}"
-                 for lbl in spine.labels]
+        cols += [
+            f"{_label_expr('labels', lbl.source, lbl.type)} AS {ident(lbl.name)}"
+            for lbl in spine.labels
+        ]
         source = f"{_table(database, 'observations')} FINAL"
         where = [f"spine = {literal(spine.source)}"]
     else:
@@ -170,10 +172,14 @@ def _spine_cte(spine: ResolvedSpine, database: str) -> str:
             f"-- the rows to label: every event of subject {spine.source!r}, at its occurred_at"
         )
         cols = [f"event_id AS {OBSERVATION_ID}", f"occurred_at AS {OBSERVED_AT}"]
-        cols += [f"{json_key_expr('payload', path)} AS {ident(etype)}"
-                 for etype, path in spine.entities.items()]
-        cols += [f"{_label_expr('payload', lbl.source, lbl.type)} AS {ident(lbl.name)}"
-                 for lbl in spine.labels]
+        cols += [
+            f"{json_key_expr('payload', path)} AS {ident(etype)}"
+            for etype, path in spine.entities.items()
+        ]
+        cols += [
+            f"{_label_expr('payload', lbl.source, lbl.type)} AS {ident(lbl.name)}"
+            for lbl in spine.labels
+        ]
         source = f"{_table(database, 'events')} FINAL"
         where = [f"subject = {literal(spine.source)}"]
     time_col = "observed_at" if spine.kind == "observations" else "occurred_at"
@@ -245,8 +251,14 @@ def plan_groups(
         group = groups.get(key)
         if group is None:
             kind = "running" if running else f"window_{_window_text(window)[7:]}"
-            group = _Group(f"{f.entity_type}_{kind}_{len(groups) + 1}", f.entity_type,
-                           f.subject, f.entity_expr, f.filter_expr, window)
+            group = _Group(
+                f"{f.entity_type}_{kind}_{len(groups) + 1}",
+                f.entity_type,
+                f.subject,
+                f.entity_expr,
+                f.filter_expr,
+                window,
+            )
             groups[key] = group
         group.features.append(f)
         if running and f.window_ms is not None:
@@ -266,8 +278,10 @@ def _events_where(g: _Group, indent: str) -> str:
 
 
 def _describe(f: FeatureSpec) -> str:
-    return (f"--   {f.label}: {_comment(f.aggregation or f.value_agg)}, "
-            f"{_window_text(f.window_ms)}; no events -> {f.default_sql}")
+    return (
+        f"--   {f.label}: {_comment(f.aggregation or f.value_agg)}, "
+        f"{_window_text(f.window_ms)}; no events -> {f.default_sql}"
+    )
 
 
 def _group_header(g: _Group) -> list[str]:
@@ -275,26 +289,29 @@ def _group_header(g: _Group) -> list[str]:
     return [f"-- per {g.entity_type}, from {g.subject}{where}:", *map(_describe, g.features)]
 
 
-def _running_ctes(
-    g: _Group, database: str, arrival_time: bool, is_aggregate: IsAggregate
-) -> str:
+def _running_ctes(g: _Group, database: str, arrival_time: bool, is_aggregate: IsAggregate) -> str:
     """Each feature's aggregate as a running window function over the entity's events;
     one history row per entity and time; an ASOF join per spine row (and per window of a
     running difference)."""
-    values = [f"{over_window(f.value_agg, 'running', is_aggregate)} AS r_{f.name}"
-              for f in g.features]
+    values = [
+        f"{over_window(f.value_agg, 'running', is_aggregate)} AS r_{f.name}" for f in g.features
+    ]
     if arrival_time:
         at = "greatest(occurred_at, ingested_at)"
         order = f"{at}, occurred_at, ingested_at, event_id"
-        cols = [f"{g.entity_expr} AS entity", f"{at} AS at", "occurred_at, ingested_at, event_id",
-                *values, "max(occurred_at) OVER running AS r_last_occurred",
-                "max(ingested_at) OVER running AS r_last_ingested"]
+        cols = [
+            f"{g.entity_expr} AS entity",
+            f"{at} AS at",
+            "occurred_at, ingested_at, event_id",
+            *values,
+            "max(occurred_at) OVER running AS r_last_occurred",
+            "max(ingested_at) OVER running AS r_last_ingested",
+        ]
         lineage = ["r_last_occurred AS last_occurred_at", "r_last_ingested AS last_ingested_at"]
         cut = "the values once every event known (occurred and ingested) by then is in"
     else:
         order = "occurred_at, ingested_at, event_id"
-        cols = [f"{g.entity_expr} AS entity", "occurred_at AS at", "ingested_at, event_id",
-                *values]
+        cols = [f"{g.entity_expr} AS entity", "occurred_at AS at", "ingested_at, event_id", *values]
         lineage = ["at AS last_occurred_at"]
         cut = "the values once every event at that time is in"
     cols.append(
@@ -312,47 +329,59 @@ def _running_ctes(
             out.append(f"h.last_occurred_at AS {f.name}__last_occurred_at")
         else:
             w = f.window_ms
-            out.append(f"CAST(coalesce(h.v_{f.name}, 0) - coalesce(b_{w}.v_{f.name}, 0) "
-                       f"AS {g.differences[f.name]}) AS {f.name}")
-            out.append(f"if(h.at >= s.start_{w}, h.last_occurred_at, NULL) "
-                       f"AS {f.name}__last_occurred_at")
+            out.append(
+                f"CAST(coalesce(h.v_{f.name}, 0) - coalesce(b_{w}.v_{f.name}, 0) "
+                f"AS {g.differences[f.name]}) AS {f.name}"
+            )
+            out.append(
+                f"if(h.at >= s.start_{w}, h.last_occurred_at, NULL) AS {f.name}__last_occurred_at"
+            )
         if arrival_time:
             out.append(f"h.last_ingested_at AS {f.name}__last_ingested_at")
-    joins = [f"{_INDENT}ASOF LEFT JOIN {g.cte}__history AS h",
-             f"{_INDENT * 2}ON h.entity = s.{key} AND s.{OBSERVED_AT} > h.at"]
+    joins = [
+        f"{_INDENT}ASOF LEFT JOIN {g.cte}__history AS h",
+        f"{_INDENT * 2}ON h.entity = s.{key} AND s.{OBSERVED_AT} > h.at",
+    ]
     for w in windows:
-        joins += [f"{_INDENT}ASOF LEFT JOIN {g.cte}__history AS b_{w}",
-                  f"{_INDENT * 2}ON b_{w}.entity = s.{key} AND s.start_{w} > b_{w}.at"]
+        joins += [
+            f"{_INDENT}ASOF LEFT JOIN {g.cte}__history AS b_{w}",
+            f"{_INDENT * 2}ON b_{w}.entity = s.{key} AND s.start_{w} > b_{w}.at",
+        ]
     what = "the last history row strictly before observed_at"
     if windows:
-        what += (" and, for windowed totals, the one strictly before observed_at - window"
-                 " (the difference counts the events in the window)")
-    return "\n".join([
-        *_group_header(g),
-        f"-- running values after each event, in ({order}) order",
-        f"{g.cte}__running AS (",
-        f"{_INDENT}SELECT",
-        ",\n".join(f"{_INDENT * 2}{c}" for c in cols),
-        f"{_INDENT}FROM {_table(database, 'events')} FINAL",
-        _events_where(g, _INDENT),
-        f"{_INDENT}WINDOW running AS (PARTITION BY entity ORDER BY {order}",
-        f"{_INDENT * 4}ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
-        "),",
-        f"-- one row per {g.entity_type} and time: {cut}",
-        f"{g.cte}__history AS (",
-        f"{_INDENT}SELECT " + ", ".join(history),
-        f"{_INDENT}FROM {g.cte}__running",
-        f"{_INDENT}WHERE next_at IS NULL OR next_at != at  -- the last event at that time",
-        "),",
-        f"-- each spine row takes {what}",
-        f"{g.cte} AS (",
-        f"{_INDENT}SELECT",
-        ",\n".join(f"{_INDENT * 2}{c}" for c in out),
-        f"{_INDENT}FROM (SELECT observation_id, {OBSERVED_AT}, {key}"
-        + "".join(f", {st}" for st in starts) + " FROM spine) AS s",
-        *joins,
-        ")",
-    ])
+        what += (
+            " and, for windowed totals, the one strictly before observed_at - window"
+            " (the difference counts the events in the window)"
+        )
+    return "\n".join(
+        [
+            *_group_header(g),
+            f"-- running values after each event, in ({order}) order",
+            f"{g.cte}__running AS (",
+            f"{_INDENT}SELECT",
+            ",\n".join(f"{_INDENT * 2}{c}" for c in cols),
+            f"{_INDENT}FROM {_table(database, 'events')} FINAL",
+            _events_where(g, _INDENT),
+            f"{_INDENT}WINDOW running AS (PARTITION BY entity ORDER BY {order}",
+            f"{_INDENT * 4}ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            "),",
+            f"-- one row per {g.entity_type} and time: {cut}",
+            f"{g.cte}__history AS (",
+            f"{_INDENT}SELECT " + ", ".join(history),
+            f"{_INDENT}FROM {g.cte}__running",
+            f"{_INDENT}WHERE next_at IS NULL OR next_at != at  -- the last event at that time",
+            "),",
+            f"-- each spine row takes {what}",
+            f"{g.cte} AS (",
+            f"{_INDENT}SELECT",
+            ",\n".join(f"{_INDENT * 2}{c}" for c in out),
+            f"{_INDENT}FROM (SELECT observation_id, {OBSERVED_AT}, {key}"
+            + "".join(f", {st}" for st in starts)
+            + " FROM spine) AS s",
+            *joins,
+            ")",
+        ]
+    )
 
 
 def _windowed_cte(g: _Group, database: str, arrival_time: bool) -> str:
@@ -377,30 +406,32 @@ def _windowed_cte(g: _Group, database: str, arrival_time: bool) -> str:
     parts = 4 if w % 4 == 0 else 1
     size = w // parts
     bucket = _bucket(OBSERVED_AT, size)
-    return "\n".join([
-        *_group_header(g),
-        f"-- the events of each spine row's {g.entity_type} in [observed_at - "
-        f"{_window_text(w)[7:]}, observed_at), found through time buckets of "
-        f"{_window_text(size)[7:]}",
-        f"-- (the row's bucket and the {parts} before)",
-        f"{g.cte} AS (",
-        f"{_INDENT}SELECT",
-        ",\n".join(f"{_INDENT * 2}{c}" for c in out),
-        f"{_INDENT}FROM (",
-        f"{_INDENT * 2}SELECT *, {g.entity_expr} AS entity, "
-        f"{_bucket('occurred_at', size)} AS bucket",
-        f"{_INDENT * 2}FROM {_table(database, 'events')} FINAL",
-        _events_where(g, _INDENT * 2),
-        f"{_INDENT}) AS e",
-        f"{_INDENT}INNER JOIN (",
-        f"{_INDENT * 2}SELECT observation_id, {OBSERVED_AT}, {ident(g.entity_type)} AS entity,",
-        f"{_INDENT * 3}arrayJoin(range({bucket} - {parts}, {bucket} + 1)) AS bucket",
-        f"{_INDENT * 2}FROM spine",
-        f"{_INDENT}) AS s ON e.entity = s.entity AND e.bucket = s.bucket",
-        f"{_INDENT}WHERE " + f"\n{_INDENT}  AND ".join(conditions),
-        f"{_INDENT}GROUP BY s.observation_id",
-        ")",
-    ])
+    return "\n".join(
+        [
+            *_group_header(g),
+            f"-- the events of each spine row's {g.entity_type} in [observed_at - "
+            f"{_window_text(w)[7:]}, observed_at), found through time buckets of "
+            f"{_window_text(size)[7:]}",
+            f"-- (the row's bucket and the {parts} before)",
+            f"{g.cte} AS (",
+            f"{_INDENT}SELECT",
+            ",\n".join(f"{_INDENT * 2}{c}" for c in out),
+            f"{_INDENT}FROM (",
+            f"{_INDENT * 2}SELECT *, {g.entity_expr} AS entity, "
+            f"{_bucket('occurred_at', size)} AS bucket",
+            f"{_INDENT * 2}FROM {_table(database, 'events')} FINAL",
+            _events_where(g, _INDENT * 2),
+            f"{_INDENT}) AS e",
+            f"{_INDENT}INNER JOIN (",
+            f"{_INDENT * 2}SELECT observation_id, {OBSERVED_AT}, {ident(g.entity_type)} AS entity,",
+            f"{_INDENT * 3}arrayJoin(range({bucket} - {parts}, {bucket} + 1)) AS bucket",
+            f"{_INDENT * 2}FROM spine",
+            f"{_INDENT}) AS s ON e.entity = s.entity AND e.bucket = s.bucket",
+            f"{_INDENT}WHERE " + f"\n{_INDENT}  AND ".join(conditions),
+            f"{_INDENT}GROUP BY s.observation_id",
+            ")",
+        ]
+    )
 
 
 def audit_columns(f: FeatureSpec, arrival_time: bool) -> list[str]:
@@ -458,24 +489,29 @@ def training_set_sql(
         for f in features:
             for col in audit_columns(f, arrival_time):
                 source = owner[f.name]
-                if col.endswith("__first_occurred_at") and f.name in (differences or {}) \
-                        and not arrival_time:
+                if (
+                    col.endswith("__first_occurred_at")
+                    and f.name in (differences or {})
+                    and not arrival_time
+                ):
                     # a running difference uses exactly the events after the window start
                     select.append(f"CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS {ident(col)}")
                 else:
                     select.append(f"{source}.{ident(col)} AS {ident(col)}")
     joins = [f"LEFT JOIN {g.cte} ON {g.cte}.observation_id = s.observation_id" for g in groups]
-    return "\n".join([
-        *header,
-        "WITH",
-        ",\n".join(ctes),
-        "SELECT",
-        ",\n".join(f"{_INDENT}{c}" for c in select),
-        "FROM spine AS s",
-        *joins,
-        *([] if audit else [f"ORDER BY {OBSERVED_AT}, {OBSERVATION_ID}"]),
-        "SETTINGS join_use_nulls = 1",
-    ])
+    return "\n".join(
+        [
+            *header,
+            "WITH",
+            ",\n".join(ctes),
+            "SELECT",
+            ",\n".join(f"{_INDENT}{c}" for c in select),
+            "FROM spine AS s",
+            *joins,
+            *([] if audit else [f"ORDER BY {OBSERVED_AT}, {OBSERVATION_ID}"]),
+            "SETTINGS join_use_nulls = 1",
+        ]
+    )
 
 
 def audit_sql(table: str, features: Sequence[FeatureSpec], *, arrival_time: bool) -> str:
@@ -487,12 +523,14 @@ def audit_sql(table: str, features: Sequence[FeatureSpec], *, arrival_time: bool
         occurred = f"countIf({ident(f.name + '__last_occurred_at')} >= {OBSERVED_AT})"
         ingested = (
             f"countIf({ident(f.name + '__last_ingested_at')} >= {OBSERVED_AT})"
-            if arrival_time else "0"
+            if arrival_time
+            else "0"
         )
         window = (
             f"countIf({_ms(ident(f.name + '__first_occurred_at'))} < "
             f"{_ms(OBSERVED_AT)} - {f.window_ms})"
-            if f.window_ms is not None else "0"
+            if f.window_ms is not None
+            else "0"
         )
         latest = f"max({ident(f.name + '__last_occurred_at')})"
         parts.append(

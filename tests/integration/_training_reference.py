@@ -100,9 +100,18 @@ def _first(field_name: str) -> Callable[[list[Event]], Any]:
     return lambda evs: min(evs, key=_order).payload[field_name]
 
 
-def _f(name: str, etype: str, source: str, key: str, agg: str, window: str | None,
-       ref: Callable[[list[Event]], Any], default: Any, flt: str | None = None,
-       ref_filter: Callable[[Event], bool] = lambda e: True) -> Feature:
+def _f(
+    name: str,
+    etype: str,
+    source: str,
+    key: str,
+    agg: str,
+    window: str | None,
+    ref: Callable[[list[Event]], Any],
+    default: Any,
+    flt: str | None = None,
+    ref_filter: Callable[[Event], bool] = lambda e: True,
+) -> Feature:
     units = {"m": MINUTE, "h": HOUR, "d": DAY}
     window_ms = None if window is None else int(window[:-1]) * units[window[-1]]
     return Feature(name, etype, source, key, agg, window, flt, window_ms, ref_filter, ref, default)
@@ -114,27 +123,109 @@ def make_features() -> list[Feature]:
     app = lambda e: e.payload["channel"] == "app"  # noqa: E731
     return [
         _f("views", "user", "shop.view", "user_id", "count()", None, len, 0),
-        _f("distinct_items", "user", "shop.view", "user_id", "uniqExact(item_id)", None,
-           lambda evs: len({e.payload["item_id"] for e in evs}), 0),
-        _f("distinct_items_7d", "user", "shop.view", "user_id", "count(DISTINCT item_id)", "7d",
-           lambda evs: len({e.payload["item_id"] for e in evs}), 0),
-        _f("spend_app_1d", "user", "shop.view", "user_id", "sum(price)", "1d",
-           lambda evs: sum(e.payload["price"] for e in evs), 0, "channel = 'app'", app),
-        _f("max_price_6h", "user", "shop.view", "user_id", "max(price)", "6h",
-           lambda evs: max(e.payload["price"] for e in evs), None),
-        _f("app_views_30m", "user", "shop.view", "user_id", "countIf(channel = 'app')", "30m",
-           lambda evs: sum(1 for e in evs if app(e)), 0),
-        _f("last_item", "user", "shop.view", "user_id", "last(item_id)", None,
-           _last("item_id"), None),
-        _f("first_item_1d", "user", "shop.view", "user_id", "first(item_id)", "1d",
-           _first("item_id"), None),
-        _f("avg_price", "user", "shop.view", "user_id", "avg(price)", None,
-           lambda evs: sum(e.payload["price"] for e in evs) / len(evs), None),
-        _f("item_viewers", "item", "shop.view", "item_id", "uniqExact(user_id)", None,
-           lambda evs: len({e.payload["user_id"] for e in evs}), 0),
+        _f(
+            "distinct_items",
+            "user",
+            "shop.view",
+            "user_id",
+            "uniqExact(item_id)",
+            None,
+            lambda evs: len({e.payload["item_id"] for e in evs}),
+            0,
+        ),
+        _f(
+            "distinct_items_7d",
+            "user",
+            "shop.view",
+            "user_id",
+            "count(DISTINCT item_id)",
+            "7d",
+            lambda evs: len({e.payload["item_id"] for e in evs}),
+            0,
+        ),
+        _f(
+            "spend_app_1d",
+            "user",
+            "shop.view",
+            "user_id",
+            "sum(price)",
+            "1d",
+            lambda evs: sum(e.payload["price"] for e in evs),
+            0,
+            "channel = 'app'",
+            app,
+        ),
+        _f(
+            "max_price_6h",
+            "user",
+            "shop.view",
+            "user_id",
+            "max(price)",
+            "6h",
+            lambda evs: max(e.payload["price"] for e in evs),
+            None,
+        ),
+        _f(
+            "app_views_30m",
+            "user",
+            "shop.view",
+            "user_id",
+            "countIf(channel = 'app')",
+            "30m",
+            lambda evs: sum(1 for e in evs if app(e)),
+            0,
+        ),
+        _f(
+            "last_item",
+            "user",
+            "shop.view",
+            "user_id",
+            "last(item_id)",
+            None,
+            _last("item_id"),
+            None,
+        ),
+        _f(
+            "first_item_1d",
+            "user",
+            "shop.view",
+            "user_id",
+            "first(item_id)",
+            "1d",
+            _first("item_id"),
+            None,
+        ),
+        _f(
+            "avg_price",
+            "user",
+            "shop.view",
+            "user_id",
+            "avg(price)",
+            None,
+            lambda evs: sum(e.payload["price"] for e in evs) / len(evs),
+            None,
+        ),
+        _f(
+            "item_viewers",
+            "item",
+            "shop.view",
+            "item_id",
+            "uniqExact(user_id)",
+            None,
+            lambda evs: len({e.payload["user_id"] for e in evs}),
+            0,
+        ),
         _f("item_views_6h", "item", "shop.view", "item_id", "count()", "6h", len, 0),
-        _f("orders_1d", "user", "shop.order", "user_id", "sum(amount)", "1d",
-           lambda evs: sum(e.payload["amount"] for e in evs), 0),
+        _f(
+            "orders_1d",
+            "user",
+            "shop.order",
+            "user_id",
+            "sum(amount)",
+            "1d",
+            lambda evs: sum(e.payload["amount"] for e in evs),
+            0,
+        ),
         _f("orders_lifetime", "user", "shop.order", "user_id", "count()", None, len, 0),
     ]
 
@@ -214,7 +305,8 @@ def reference_value(
     if key is None:
         return feature.default
     chosen = [
-        e for e in events
+        e
+        for e in events
         if e.subject == feature.source
         and e.key(feature.key_field) == key
         and feature.ref_filter(e)

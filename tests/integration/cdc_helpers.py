@@ -61,14 +61,16 @@ class GovernedReader:
     def __init__(self, bootstrap: str, subject: str) -> None:
         self.topic = topic_for_subject(subject)
         self.changes: list[Change] = []
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-reader-{subject}-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "topic.metadata.refresh.interval.ms": 1000,
-            "log_level": 0,
-        })
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"test-reader-{subject}-{time.time_ns()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "topic.metadata.refresh.interval.ms": 1000,
+                "log_level": 0,
+            }
+        )
         self._consumer.subscribe([self.topic])
 
     def close(self) -> None:
@@ -84,23 +86,26 @@ class GovernedReader:
             schema_id, body = unframe(m.value())
             payload = orjson.loads(body)
             env = Envelope.from_record(m.key(), m.headers(), schema_id, payload)
-            self.changes.append(Change(
-                key=m.key().decode() if m.key() is not None else None,
-                op=env.op.value if env.op else "",
-                version=env.schema_version,
-                schema_id=schema_id,
-                payload=payload,
-                occurred_at=env.occurred_at,
-                ingested_at=env.ingested_at,
-                lsn=int(env.position["lsn"]),
-                txid=env.position.get("txid"),
-                event_id=env.event_id,
-                source=env.source.value,
-                producer=env.producer,
-            ))
+            self.changes.append(
+                Change(
+                    key=m.key().decode() if m.key() is not None else None,
+                    op=env.op.value if env.op else "",
+                    version=env.schema_version,
+                    schema_id=schema_id,
+                    payload=payload,
+                    occurred_at=env.occurred_at,
+                    ingested_at=env.ingested_at,
+                    lsn=int(env.position["lsn"]),
+                    txid=env.position.get("txid"),
+                    event_id=env.event_id,
+                    source=env.source.value,
+                    producer=env.producer,
+                )
+            )
 
-    def wait_for(self, predicate: Callable[[list[Change]], bool], timeout: float = 60,
-                 what: str = "changes") -> list[Change]:
+    def wait_for(
+        self, predicate: Callable[[list[Change]], bool], timeout: float = 60, what: str = "changes"
+    ) -> list[Change]:
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
@@ -169,15 +174,23 @@ class CdcHarness:
         return table
 
     # ------------------------------------------------------------ config + CLI
-    def write_config(self, tables: list[dict[str, Any]], *,
-                     connection: dict[str, Any] | None = None, **extra: Any) -> Path:
+    def write_config(
+        self,
+        tables: list[dict[str, Any]],
+        *,
+        connection: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> Path:
         doc = {
             "name": self.name,
             "team": self.team,
             "connection": {
-                "host": self.stack.pg_host, "port": self.stack.pg_port,
-                "dbname": self.stack.pg_db, "user": self.stack.pg_user,
-                "password_env": PASSWORD_ENV, **(connection or {}),
+                "host": self.stack.pg_host,
+                "port": self.stack.pg_port,
+                "dbname": self.stack.pg_db,
+                "user": self.stack.pg_user,
+                "password_env": PASSWORD_ENV,
+                **(connection or {}),
             },
             "tables": tables,
             "heartbeat_interval_ms": 5000,
@@ -187,11 +200,14 @@ class CdcHarness:
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         base = dict(self.server.env) if self.server is not None else dict(os.environ)
         full = {**base, **self.env(), **(env or {})}
-        return subprocess.run([SLUICEGATE, *args], env=full, capture_output=True, text=True,
-                              timeout=180, check=False)
+        return subprocess.run(
+            [SLUICEGATE, *args], env=full, capture_output=True, text=True, timeout=180, check=False
+        )
 
     def apply(self) -> subprocess.CompletedProcess[str]:
         r = self.cli("cdc", "apply", self.name)
@@ -249,10 +265,14 @@ class CdcHarness:
         with self.pg() as conn:
             for t in self.tables:
                 conn.execute(f"DROP TABLE IF EXISTS {t}")
-        delete_topics(self.stack.kafka_bootstrap, (
-            f"cdcraw.{self.name}.", f"{topic_for_subject(cdc_subject(self.name, ''))}",
-            f"__debezium-heartbeat.cdcraw.{self.name}",
-        ))
+        delete_topics(
+            self.stack.kafka_bootstrap,
+            (
+                f"cdcraw.{self.name}.",
+                f"{topic_for_subject(cdc_subject(self.name, ''))}",
+                f"__debezium-heartbeat.cdcraw.{self.name}",
+            ),
+        )
 
 
 def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:

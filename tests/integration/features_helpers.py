@@ -58,18 +58,28 @@ def own_topics(unique: str) -> dict[str, str]:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
-def register(http: httpx.Client, subject: str, schema: dict[str, Any], *,
-             entity_key: list[str], event_time: str | None) -> tuple[int, int]:
+def register(
+    http: httpx.Client,
+    subject: str,
+    schema: dict[str, Any],
+    *,
+    entity_key: list[str],
+    event_time: str | None,
+) -> tuple[int, int]:
     metadata: dict[str, Any] = {"owner": "admin", "entity_key": entity_key}
     if event_time:
         metadata["event_time"] = event_time
-    r = http.post(f"/v1/subjects/{subject}/versions",
-                  json={"schema": orjson.dumps(schema).decode(), "schemaType": "JSON",
-                        "metadata": metadata})
+    r = http.post(
+        f"/v1/subjects/{subject}/versions",
+        json={"schema": orjson.dumps(schema).decode(), "schemaType": "JSON", "metadata": metadata},
+    )
     assert r.status_code in (200, 201), r.text
     return int(r.json()["id"]), int(r.json().get("version", 1))
 
@@ -77,7 +87,7 @@ def register(http: httpx.Client, subject: str, schema: dict[str, Any], *,
 def post_events(http: httpx.Client, subject: str, events: list[dict[str, Any]]) -> None:
     """Post through the gateway in batches; every event must be accepted."""
     for i in range(0, len(events), 1000):
-        chunk = events[i: i + 1000]
+        chunk = events[i : i + 1000]
         r = http.post(f"/v1/events/{subject}/batch", json=chunk)
         assert r.status_code == 202, r.text[:500]
         assert r.json()["accepted"] == len(chunk)
@@ -118,15 +128,20 @@ def apply(http: httpx.Client, *definitions: dict[str, Any], timeout: float = 120
     return {**body, "job": job}
 
 
-def read(http: httpx.Client, entity_type: str, keys: list[str],
-         names: list[str]) -> dict[str, Any]:
+def read(http: httpx.Client, entity_type: str, keys: list[str], names: list[str]) -> dict[str, Any]:
     r = http.post(f"/v1/features/{entity_type}/batch", json={"keys": keys, "names": names})
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
-def read_until(http: httpx.Client, entity_type: str, keys: list[str], names: list[str],
-               expected: Any, timeout: float = 3.0) -> dict[str, Any]:
+def read_until(
+    http: httpx.Client,
+    entity_type: str,
+    keys: list[str],
+    names: list[str],
+    expected: Any,
+    timeout: float = 3.0,
+) -> dict[str, Any]:
     """Read until ``expected(body)`` holds: a load becomes visible in `events` a moment
     before the views' parts are committed, so fresh values may lag by milliseconds."""
     deadline = time.monotonic() + timeout
@@ -144,8 +159,9 @@ class Upvotes:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def random(cls, n: int, users: int, posts: int, *, now: int, days: int = 30,
-               seed: int = 7) -> Upvotes:
+    def random(
+        cls, n: int, users: int, posts: int, *, now: int, days: int = 30, seed: int = 7
+    ) -> Upvotes:
         rng = random.Random(seed)
         out = []
         for _ in range(n):
@@ -154,8 +170,13 @@ class Upvotes:
             if abs(age - 7 * DAY_MS) < 120_000:
                 age += 240_000
             ms = (now - age) // 1000 * 1000
-            out.append({"user_id": f"u{rng.randrange(users)}",
-                        "post_id": f"p{rng.randrange(posts)}", "ts": iso(ms)})
+            out.append(
+                {
+                    "user_id": f"u{rng.randrange(users)}",
+                    "post_id": f"p{rng.randrange(posts)}",
+                    "ts": iso(ms),
+                }
+            )
         return cls(out)
 
     @staticmethod
@@ -163,22 +184,42 @@ class Upvotes:
         return int(datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp() * 1000)
 
     def distinct_posts(self, user: str, at: int, window_ms: int | None = None) -> int:
-        return len({e["post_id"] for e in self.events if e["user_id"] == user
-                    and self.ms(e) < at and (window_ms is None or self.ms(e) >= at - window_ms)})
+        return len(
+            {
+                e["post_id"]
+                for e in self.events
+                if e["user_id"] == user
+                and self.ms(e) < at
+                and (window_ms is None or self.ms(e) >= at - window_ms)
+            }
+        )
 
     def post_upvotes(self, post: str, at: int) -> int:
         return sum(1 for e in self.events if e["post_id"] == post and self.ms(e) < at)
 
 
-def cdc_envelopes(subject: str, schema_id: int,
-                  changes: list[tuple[str, int, dict[str, Any]]]) -> list[Envelope]:
+def cdc_envelopes(
+    subject: str, schema_id: int, changes: list[tuple[str, int, dict[str, Any]]]
+) -> list[Envelope]:
     """CDC-shaped envelopes, as the CDC bridge produces them: (op, commit ms, row image);
     the row key is the row's id, deletes carry the before-image."""
-    return [Envelope(event_id=new_event_id(), subject=subject, schema_id=schema_id,
-                     schema_version=1, entity_key=str(row["id"]), occurred_at=ms,
-                     ingested_at=now_ms(), source=Source.CDC, producer="cdc",
-                     payload=row, op=CdcOp(op), position={"lsn": str(i), "txid": str(i)})
-            for i, (op, ms, row) in enumerate(changes)]
+    return [
+        Envelope(
+            event_id=new_event_id(),
+            subject=subject,
+            schema_id=schema_id,
+            schema_version=1,
+            entity_key=str(row["id"]),
+            occurred_at=ms,
+            ingested_at=now_ms(),
+            source=Source.CDC,
+            producer="cdc",
+            payload=row,
+            op=CdcOp(op),
+            position={"lsn": str(i), "txid": str(i)},
+        )
+        for i, (op, ms, row) in enumerate(changes)
+    ]
 
 
 def produce(bootstrap: str, envelopes: list[Envelope]) -> None:
@@ -187,9 +228,13 @@ def produce(bootstrap: str, envelopes: list[Envelope]) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
     errors: list[Any] = []
     for env in envelopes:
-        p.produce(topic_for_subject(env.subject), key=env.entity_key.encode(),
-                  value=frame(env.schema_id, orjson.dumps(env.payload)), headers=env.headers(),
-                  on_delivery=lambda err, _msg: errors.append(err) if err else None)
+        p.produce(
+            topic_for_subject(env.subject),
+            key=env.entity_key.encode(),
+            value=frame(env.schema_id, orjson.dumps(env.payload)),
+            headers=env.headers(),
+            on_delivery=lambda err, _msg: errors.append(err) if err else None,
+        )
     assert p.flush(60) == 0
     assert not errors, errors
 

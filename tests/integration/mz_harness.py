@@ -46,7 +46,9 @@ def main() -> None:
             return {"id": result.id, "version": result.version}
         if op == "start":  # loads only the given topics: the shared broker holds others'
             config = MaterializerConfig(
-                kafka_bootstrap=bootstrap, group_id=group_id(client), retry_max_s=1.0,
+                kafka_bootstrap=bootstrap,
+                group_id=group_id(client),
+                retry_max_s=1.0,
                 subscription=cmd["topic"],
             )
             loaders.append(Materializer(config, ClickHouseSink(connect(None, data_dir)), registry))
@@ -65,8 +67,10 @@ def main() -> None:
             # the id check finds nothing, so only ClickHouse's token can drop it
             store = connect(None, data_dir)
             plan = Plan.for_range(cmd["topic"], 0, 0, len(cmd["rows"]) - 1)
-            for sink, planned in ((_DiesBeforeRecordingIds(store), False),
-                                  (ClickHouseSink(store), True)):
+            for sink, planned in (
+                (_DiesBeforeRecordingIds(store), False),
+                (ClickHouseSink(store), True),
+            ):
                 events = EventColumns()
                 for row in cmd["rows"]:
                     events.append(tuple(row))

@@ -48,25 +48,49 @@ def encode(schema: dict[str, Any], schema_type: str, payload: dict[str, Any]) ->
     return buf.getvalue()
 
 
-def envelope(subject: str, schema_id: int, version: int, event_id: str, key: str,
-             occurred_ms: int, payload: dict[str, Any]) -> Envelope:
+def envelope(
+    subject: str,
+    schema_id: int,
+    version: int,
+    event_id: str,
+    key: str,
+    occurred_ms: int,
+    payload: dict[str, Any],
+) -> Envelope:
     return Envelope(
-        event_id=event_id, subject=subject, schema_id=schema_id, schema_version=version,
-        entity_key=key, occurred_at=occurred_ms, ingested_at=now_ms(), source=Source.HTTP,
-        producer="tests", payload=payload,
+        event_id=event_id,
+        subject=subject,
+        schema_id=schema_id,
+        schema_version=version,
+        entity_key=key,
+        occurred_at=occurred_ms,
+        ingested_at=now_ms(),
+        source=Source.HTTP,
+        producer="tests",
+        payload=payload,
     )
 
 
 def producer(bootstrap: str) -> Producer:
-    return Producer({
-        "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-        "linger.ms": 20, "batch.num.messages": 10_000,
-    })
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "batch.num.messages": 10_000,
+        }
+    )
 
 
-def produce(p: Producer, envelopes: Iterable[Envelope], body: Callable[[Envelope], bytes],
-            delivered: list[tuple[int, int]] | None = None) -> None:
+def produce(
+    p: Producer,
+    envelopes: Iterable[Envelope],
+    body: Callable[[Envelope], bytes],
+    delivered: list[tuple[int, int]] | None = None,
+) -> None:
     """Produce each envelope as the gateway does (key, framed value, CloudEvents headers)."""
+
     def on_delivery(err: Any, msg: Any) -> None:
         assert err is None, err
         if delivered is not None:
@@ -76,8 +100,10 @@ def produce(p: Producer, envelopes: Iterable[Envelope], body: Callable[[Envelope
         while True:
             try:
                 p.produce(
-                    topic_for_subject(env.subject), key=env.entity_key.encode(),
-                    value=frame(env.schema_id, body(env)), headers=env.headers(),
+                    topic_for_subject(env.subject),
+                    key=env.entity_key.encode(),
+                    value=frame(env.schema_id, body(env)),
+                    headers=env.headers(),
                     on_delivery=on_delivery,
                 )
                 break
@@ -134,8 +160,11 @@ class Harness:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, str(HERE / "mz_harness.py"), str(data_dir), bootstrap],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}, cwd=HERE,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env={"TZ": "UTC", "PATH": "/usr/bin:/bin"},
+                cwd=HERE,
             )
         assert self._read() == {"ok": True}
 

@@ -67,10 +67,15 @@ def test_missing_table_and_key_are_named(cdc: CdcHarness) -> None:
 
 def test_missing_password_variable_is_named(cdc: CdcHarness) -> None:
     cdc.create_table("id int PRIMARY KEY")
-    cdc.write_config([{"name": cdc.tables[0]}], connection={"password_env": "SG_TEST_UNSET_VARIABLE"})
+    cdc.write_config(
+        [{"name": cdc.tables[0]}], connection={"password_env": "SG_TEST_UNSET_VARIABLE"}
+    )
     r = cdc.cli("cdc", "apply", cdc.name)
     assert r.returncode == 1
-    assert "connection.password_env: environment variable SG_TEST_UNSET_VARIABLE is not set" in r.stderr
+    assert (
+        "connection.password_env: environment variable SG_TEST_UNSET_VARIABLE is not set"
+        in r.stderr
+    )
 
 
 def test_invalid_config_is_refused_before_connecting(cdc: CdcHarness) -> None:

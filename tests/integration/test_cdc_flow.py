@@ -38,8 +38,10 @@ def test_snapshot_then_every_operation(cdc: CdcHarness) -> None:
         "id int PRIMARY KEY, name text NOT NULL, qty int, price numeric(10,2), "
         "email text, seen_at timestamptz"
     )
-    cdc.sql(f"INSERT INTO {table} VALUES (1, 'apple', 3, 1.50, 'a@x.io', '2026-01-02 03:04:05+02'),"
-            f" (2, 'pear', NULL, 2.25, 'b@x.io', NULL)")
+    cdc.sql(
+        f"INSERT INTO {table} VALUES (1, 'apple', 3, 1.50, 'a@x.io', '2026-01-02 03:04:05+02'),"
+        f" (2, 'pear', NULL, 2.25, 'b@x.io', NULL)"
+    )
     cdc.write_config([{"name": table, "exclude_columns": ["email"]}])
     cdc.start()
     out = cdc.apply()
@@ -50,7 +52,10 @@ def test_snapshot_then_every_operation(cdc: CdcHarness) -> None:
     assert sorted((c.op, c.key) for c in snapshot) == [("r", "1"), ("r", "2")]
     first = next(c for c in snapshot if c.key == "1")
     assert {k: v for k, v in first.payload.items() if k != "_committed_at"} == {
-        "id": 1, "name": "apple", "qty": 3, "price": "1.50",
+        "id": 1,
+        "name": "apple",
+        "qty": 3,
+        "price": "1.50",
         "seen_at": "2026-01-02T01:04:05.000000Z",
     }
     assert "email" not in first.payload  # excluded (PII)
@@ -66,16 +71,29 @@ def test_snapshot_then_every_operation(cdc: CdcHarness) -> None:
     assert [(c.op, c.key) for c in streamed] == [("c", "3"), ("u", "1"), ("d", "2"), ("t", None)]
     insert, update, delete, truncate = streamed
 
-    assert insert.payload == {"id": 3, "name": "plum", "qty": 7, "price": None, "seen_at": None,
-                              "_committed_at": insert.payload["_committed_at"]}
+    assert insert.payload == {
+        "id": 3,
+        "name": "plum",
+        "qty": 7,
+        "price": None,
+        "seen_at": None,
+        "_committed_at": insert.payload["_committed_at"],
+    }
     assert update.payload["qty"] == 4 and update.payload["name"] == "apple"  # the after image
     # the before image of the delete (REPLICA IDENTITY FULL): real values, not type defaults
-    assert delete.payload == {"id": 2, "name": "pear", "qty": None, "price": "2.25",
-                              "seen_at": None, "_committed_at": delete.payload["_committed_at"]}
+    assert delete.payload == {
+        "id": 2,
+        "name": "pear",
+        "qty": None,
+        "price": "2.25",
+        "seen_at": None,
+        "_committed_at": delete.payload["_committed_at"],
+    }
     assert truncate.payload == {"_committed_at": truncate.payload["_committed_at"]}
 
-    for change, (before, after) in zip(streamed, (w_insert, w_update, w_delete, w_truncate),
-                                       strict=True):
+    for change, (before, after) in zip(
+        streamed, (w_insert, w_update, w_delete, w_truncate), strict=True
+    ):
         assert before - 50 <= change.occurred_at <= after + 50, "event time is the commit time"
         assert change.ingested_at >= change.occurred_at
         assert change.txid is not None and change.lsn > 0
@@ -95,8 +113,10 @@ def test_snapshot_then_every_operation(cdc: CdcHarness) -> None:
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"connector sluicegate-{cdc.name}: RUNNING" in status.stdout
     assert "slot sluicegate_" in status.stdout and "active" in status.stdout
-    assert (f"public.{table} -> cdc.{cdc.name}.{table} (v1): running, 6 changes since start, "
-            "6 in the log") in status.stdout
+    assert (
+        f"public.{table} -> cdc.{cdc.name}.{table} (v1): running, 6 changes since start, "
+        "6 in the log"
+    ) in status.stdout
 
 
 def test_table_without_primary_key_uses_the_configured_key(cdc: CdcHarness) -> None:
@@ -124,8 +144,11 @@ def test_pause_resume_restart(cdc: CdcHarness) -> None:
     connector = f"sluicegate-{cdc.name}"
 
     def state() -> str:
-        return str(httpx.get(f"{cdc.stack.connect_url}/connectors/{connector}/status",
-                             timeout=10).json()["connector"]["state"])
+        return str(
+            httpx.get(f"{cdc.stack.connect_url}/connectors/{connector}/status", timeout=10).json()[
+                "connector"
+            ]["state"]
+        )
 
     assert cdc.cli("cdc", "pause", cdc.name).returncode == 0
     wait_until(lambda: state() == "PAUSED", 30, "PAUSED")

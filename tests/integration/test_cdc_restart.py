@@ -53,8 +53,14 @@ class OwnConnect:
         }
 
     def start(self) -> None:
-        r = subprocess.run(["bash", str(ROOT / "stack" / "connect-up.sh")], env=self.env(),
-                           capture_output=True, text=True, timeout=180, check=False)
+        r = subprocess.run(
+            ["bash", str(ROOT / "stack" / "connect-up.sh")],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         assert r.returncode == 0, f"own Connect worker did not start:\n{r.stdout}\n{r.stderr}"
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -85,8 +91,12 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def own_connect(stack, tmp_path: Path, unique: str) -> Iterator[OwnConnect]:  # type: ignore[no-untyped-def]
-    worker = OwnConnect(tmp_path / "run", _free_port(), f"sgtest-connect-{unique}",
-                        stack.kafka_bootstrap.rsplit(":", 1)[1])
+    worker = OwnConnect(
+        tmp_path / "run",
+        _free_port(),
+        f"sgtest-connect-{unique}",
+        stack.kafka_bootstrap.rsplit(":", 1)[1],
+    )
     worker.start()
     yield worker
     worker.kill(signal.SIGTERM)
@@ -94,10 +104,16 @@ def own_connect(stack, tmp_path: Path, unique: str) -> Iterator[OwnConnect]:  # 
 
 
 @pytest.fixture
-def cdc(stack, own_connect: OwnConnect, tmp_path: Path, unique: str,  # type: ignore[no-untyped-def]
-        request: pytest.FixtureRequest) -> Iterator[CdcHarness]:
-    h = CdcHarness(stack, tmp_path, unique, server_starter(request.config),
-                   connect_url=own_connect.url)
+def cdc(
+    stack,
+    own_connect: OwnConnect,
+    tmp_path: Path,
+    unique: str,  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest,
+) -> Iterator[CdcHarness]:
+    h = CdcHarness(
+        stack, tmp_path, unique, server_starter(request.config), connect_url=own_connect.url
+    )
     yield h
     if not own_connect.pid_file.exists():
         own_connect.start()  # cleanup deletes the connector through its worker
@@ -110,7 +126,9 @@ def _insert(cdc: CdcHarness, table: str, ids: range) -> None:
             conn.execute(f"INSERT INTO {table} VALUES (%s, %s)", (i, f"n{i}"))
 
 
-def test_connect_and_bridge_restarts_lose_no_change(cdc: CdcHarness, own_connect: OwnConnect) -> None:
+def test_connect_and_bridge_restarts_lose_no_change(
+    cdc: CdcHarness, own_connect: OwnConnect
+) -> None:
     table = cdc.create_table("id int PRIMARY KEY, name text NOT NULL")
     cdc.write_config([{"name": table}])
     cdc.start()
@@ -127,7 +145,9 @@ def test_connect_and_bridge_restarts_lose_no_change(cdc: CdcHarness, own_connect
     own_connect.start()  # same group and storage topics: the connector resumes itself
     changes = reader.wait_count(50, timeout=120)
     status = cdc.cli("cdc", "status", cdc.name)
-    assert f"connector sluicegate-{cdc.name}: RUNNING" in status.stdout, status.stdout + status.stderr
+    assert f"connector sluicegate-{cdc.name}: RUNNING" in status.stdout, (
+        status.stdout + status.stderr
+    )
 
     # 2. the bridge's process stops; changes made meanwhile are bridged after its restart
     cdc.stop_server()

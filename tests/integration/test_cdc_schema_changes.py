@@ -36,13 +36,18 @@ def test_added_nullable_column_registers_version_2(cdc: CdcHarness) -> None:
     cdc.apply()
     reader = cdc.reader(table)
     reader.wait_count(1)
-    cdc.sql(f"INSERT INTO {table} VALUES (2, 'b')",
-            f"ALTER TABLE {table} ADD COLUMN note text",
-            f"INSERT INTO {table} VALUES (3, 'c', 'hello')",
-            f"UPDATE {table} SET note = 'later' WHERE id = 1")
+    cdc.sql(
+        f"INSERT INTO {table} VALUES (2, 'b')",
+        f"ALTER TABLE {table} ADD COLUMN note text",
+        f"INSERT INTO {table} VALUES (3, 'c', 'hello')",
+        f"UPDATE {table} SET note = 'later' WHERE id = 1",
+    )
     changes = reader.wait_count(4)
     assert [(c.op, c.key, c.version) for c in changes] == [
-        ("r", "1", 1), ("c", "2", 1), ("c", "3", 2), ("u", "1", 2),
+        ("r", "1", 1),
+        ("c", "2", 1),
+        ("c", "3", 2),
+        ("u", "1", 2),
     ]
     assert "note" not in changes[1].payload
     assert changes[2].payload["note"] == "hello" and changes[3].payload["note"] == "later"
@@ -62,11 +67,13 @@ def test_refused_change_stops_the_table_until_the_level_is_relaxed(cdc: CdcHarne
     reader = cdc.reader(table)
     reader.wait_count(1)
     # FORWARD: version 1 readers need `name`; dropping it is refused
-    cdc.sql(f"INSERT INTO {table} VALUES (2, 'b', 2)",
-            f"ALTER TABLE {table} DROP COLUMN name",
-            f"INSERT INTO {table} VALUES (3, 3)",
-            f"UPDATE {table} SET qty = 10 WHERE id = 1",
-            f"DELETE FROM {table} WHERE id = 2")
+    cdc.sql(
+        f"INSERT INTO {table} VALUES (2, 'b', 2)",
+        f"ALTER TABLE {table} DROP COLUMN name",
+        f"INSERT INTO {table} VALUES (3, 3)",
+        f"UPDATE {table} SET qty = 10 WHERE id = 1",
+        f"DELETE FROM {table} WHERE id = 2",
+    )
     st = cdc.wait_table_state(table, "stopped")
     assert "incompatible change refused (FORWARD)" in st["error"]
     assert "/name: REQUIRED_ADDED" in st["error"]
@@ -88,7 +95,12 @@ def test_refused_change_stops_the_table_until_the_level_is_relaxed(cdc: CdcHarne
         assert r.status_code == 200, r.text
     changes = reader.wait_count(6)
     assert [(c.op, c.key, c.version) for c in changes] == [
-        ("r", "1", 1), ("c", "2", 1), ("c", "3", 2), ("u", "1", 2), ("d", "2", 2), ("c", "4", 2),
+        ("r", "1", 1),
+        ("c", "2", 1),
+        ("c", "3", 2),
+        ("u", "1", 2),
+        ("d", "2", 2),
+        ("c", "4", 2),
     ]
     assert "name" not in changes[2].payload
     st = cdc.wait_table_state(table, "running")
@@ -106,9 +118,11 @@ def test_owner_registers_a_migration_rule_and_held_rows_flow(cdc: CdcHarness) ->
     reader.wait_count(1)
     # BACKWARD: a NOT NULL column without a default cannot read old rows (PostgreSQL only
     # allows adding one to an empty table)
-    cdc.sql(f"DELETE FROM {table}",
-            f"ALTER TABLE {table} ADD COLUMN qty int NOT NULL",
-            f"INSERT INTO {table} VALUES (2, 'b', 5)")
+    cdc.sql(
+        f"DELETE FROM {table}",
+        f"ALTER TABLE {table} ADD COLUMN qty int NOT NULL",
+        f"INSERT INTO {table} VALUES (2, 'b', 5)",
+    )
     st = cdc.wait_table_state(table, "stopped")
     assert "incompatible change refused (BACKWARD)" in st["error"]
     assert "/qty: REQUIRED_ADDED" in st["error"]
@@ -116,13 +130,21 @@ def test_owner_registers_a_migration_rule_and_held_rows_flow(cdc: CdcHarness) ->
     reader.wait_count(2)
 
     with cdc.server.client() as http:
-        r = http.post(f"/subjects/{cdc.subject(table)}/versions", json={
-            "schema": st["pending_schema"], "schemaType": "JSON",
-            "migration": [{"op": "add", "field": "qty", "default": 0}],
-        })
+        r = http.post(
+            f"/subjects/{cdc.subject(table)}/versions",
+            json={
+                "schema": st["pending_schema"],
+                "schemaType": "JSON",
+                "migration": [{"op": "add", "field": "qty", "default": 0}],
+            },
+        )
         assert r.status_code == 200, r.text
     changes = reader.wait_count(3)
-    assert [(c.op, c.key, c.version) for c in changes] == [("r", "1", 1), ("d", "1", 1), ("c", "2", 2)]
+    assert [(c.op, c.key, c.version) for c in changes] == [
+        ("r", "1", 1),
+        ("d", "1", 1),
+        ("c", "2", 2),
+    ]
     assert changes[2].payload["qty"] == 5
     cdc.wait_table_state(table, "running")
 

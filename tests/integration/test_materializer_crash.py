@@ -65,11 +65,22 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(
                 p = producer(bootstrap)
                 for chunk in range(0, TOTAL, 2_000):
                     started = time.monotonic()
-                    produce(p, (
-                        envelope(subject, schema_id, version, f"{unique}-{i}", f"user{i % 977}",
-                                 1_700_000_000_000 + i, {"user": f"user{i % 977}", "i": i})
-                        for i in range(chunk, chunk + 2_000)
-                    ), lambda e: orjson.dumps(e.payload))
+                    produce(
+                        p,
+                        (
+                            envelope(
+                                subject,
+                                schema_id,
+                                version,
+                                f"{unique}-{i}",
+                                f"user{i % 977}",
+                                1_700_000_000_000 + i,
+                                {"user": f"user{i % 977}", "i": i},
+                            )
+                            for i in range(chunk, chunk + 2_000)
+                        ),
+                        lambda e: orjson.dumps(e.payload),
+                    )
                     time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
             except BaseException as exc:
                 failures.append(exc)

@@ -44,16 +44,17 @@ CLICK_V2 = {
 
 
 @pytest.fixture
-def srv(
-    tmp_path: Path, stack: Any, unique: str, request: pytest.FixtureRequest
-) -> Iterator[Any]:
+def srv(tmp_path: Path, stack: Any, unique: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A server loading only this test's subjects (mz.<name><unique>, created later and
     found by the pattern subscription): the shared broker holds other tests' backlogs."""
     start = server_starter(request.config)
-    server = start(tmp_path / "sg", {
-        "SLUICEGATE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-        "SLUICEGATE_MATERIALIZE_TOPICS": rf"^sg\.mz\.[a-z]+{unique}$",
-    })
+    server = start(
+        tmp_path / "sg",
+        {
+            "SLUICEGATE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+            "SLUICEGATE_MATERIALIZE_TOPICS": rf"^sg\.mz\.[a-z]+{unique}$",
+        },
+    )
     yield server
     server.stop()
 
@@ -66,13 +67,18 @@ def test_default_subscription_finds_new_governed_topics_but_not_rejections(
     bootstrap: str = stack.kafka_bootstrap
     subject = f"mz.pattern{unique}"
     seen: set[str] = set()
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"mz-pattern-{unique}",
-        "topic.metadata.refresh.interval.ms": 1000,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"mz-pattern-{unique}",
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
     try:
-        consumer.subscribe([governed_topic_subscription()],
-                           on_assign=lambda _, tps: seen.update(tp.topic for tp in tps))
+        consumer.subscribe(
+            [governed_topic_subscription()],
+            on_assign=lambda _, tps: seen.update(tp.topic for tp in tps),
+        )
         p = producer(bootstrap)
         p.produce(REJECTED_TOPIC, b"{}")
         p.produce(topic_for_subject(subject), b"x")
@@ -111,10 +117,18 @@ def _check_gateway_events(srv: Any, http: Any, bootstrap: str, subject: str, uni
         assert r.status_code == 202, r.text
 
         rows = wait_for(
-            lambda: (got := sql(http, "SELECT entity_key, occurred_at, source, producer, op, "
-                                f"schema_version, payload_version, payload, kafka_topic, event_id "
-                                f"FROM events WHERE subject = '{subject}' ORDER BY entity_key"))
-            and len(got) == 4 and got,
+            lambda: (
+                (
+                    got := sql(
+                        http,
+                        "SELECT entity_key, occurred_at, source, producer, op, "
+                        f"schema_version, payload_version, payload, kafka_topic, event_id "
+                        f"FROM events WHERE subject = '{subject}' ORDER BY entity_key",
+                    )
+                )
+                and len(got) == 4
+                and got
+            ),
             what="4 events loaded",
         )
         by_user = {row[0]: row for row in rows}
@@ -132,11 +146,12 @@ def _check_gateway_events(srv: Any, http: Any, bootstrap: str, subject: str, uni
         again = envelope(subject, schema_id, 2, unique, "u9", iso_to_ms(v2[0]["ts"]), v2[0])
         p = producer(bootstrap)
         produce(p, [again], lambda e: encode(CLICK_V2, "AVRO", e.payload or {}))
-        marker = envelope(subject, schema_id, 2, f"{unique}-m", "u9", iso_to_ms(v2[0]["ts"]),
-                          v2[0])
+        marker = envelope(subject, schema_id, 2, f"{unique}-m", "u9", iso_to_ms(v2[0]["ts"]), v2[0])
         produce(p, [marker], lambda e: encode(CLICK_V2, "AVRO", e.payload or {}))
-        wait_for(lambda: sql(http, f"SELECT count() FROM events WHERE event_id = '{unique}-m'")
-                 == [[1]], what="the marker event")
+        wait_for(
+            lambda: sql(http, f"SELECT count() FROM events WHERE event_id = '{unique}-m'") == [[1]],
+            what="the marker event",
+        )
         assert sql(http, f"SELECT count() FROM events WHERE event_id = '{unique}'") == [[1]]
 
         # The CLI asks the running server.
@@ -144,8 +159,12 @@ def _check_gateway_events(srv: Any, http: Any, bootstrap: str, subject: str, uni
         assert subject in out
         line = next(ln for ln in out.splitlines() if ln.startswith(subject))
         assert line.split()[1] == "5"
-        out = srv.cli("sql", f"SELECT count() AS n FROM events WHERE subject = '{subject}'",
-                      "--format", "json").stdout
+        out = srv.cli(
+            "sql",
+            f"SELECT count() AS n FROM events WHERE subject = '{subject}'",
+            "--format",
+            "json",
+        ).stdout
         assert orjson.loads(out) == {"n": 5}
         assert unique in srv.cli("events", "tail", "--subject", subject, "-n", "3").stdout
         denied = srv.cli("sql", "DROP TABLE events", check=False)
@@ -172,25 +191,51 @@ def _check_poison(http: Any, bootstrap: str, subject: str, unique: str) -> None:
         schema_id, version = register(http, subject, schema, "JSON")
         p = producer(bootstrap)
         where: list[tuple[int, int]] = []
-        p.produce(topic_for_subject(subject), key=b"k1", value=b"\x07garbage", partition=0,
-                  on_delivery=lambda err, msg: where.append((msg.partition(), msg.offset())))
+        p.produce(
+            topic_for_subject(subject),
+            key=b"k1",
+            value=b"\x07garbage",
+            partition=0,
+            on_delivery=lambda err, msg: where.append((msg.partition(), msg.offset())),
+        )
         assert p.flush(30) == 0
         # The records after it are CDC-shaped (source cdc, op, position), as the bridge sends.
-        good = [envelope(subject, schema_id, version, f"{unique}-{i}", "k1",
-                         1_700_000_000_000 + i, {"user": "k1"}) for i in range(3)]
+        good = [
+            envelope(
+                subject,
+                schema_id,
+                version,
+                f"{unique}-{i}",
+                "k1",
+                1_700_000_000_000 + i,
+                {"user": "k1"},
+            )
+            for i in range(3)
+        ]
         for env, op in zip(good, (CdcOp.READ, CdcOp.UPDATE, CdcOp.DELETE), strict=True):
             env.source, env.op, env.position = Source.CDC, op, {"lsn": "0/16B3748", "txid": "7"}
         produce(p, good, lambda e: orjson.dumps(e.payload))
 
         loaded = wait_for(
-            lambda: (rows := sql(http, "SELECT source, op, entity_key FROM events "
-                                       f"WHERE subject = '{subject}' ORDER BY occurred_at"))
-            and len(rows) == 3 and rows,
+            lambda: (
+                (
+                    rows := sql(
+                        http,
+                        "SELECT source, op, entity_key FROM events "
+                        f"WHERE subject = '{subject}' ORDER BY occurred_at",
+                    )
+                )
+                and len(rows) == 3
+                and rows
+            ),
             what="the events after the poison record",
         )
         assert loaded == [["cdc", "r", "k1"], ["cdc", "u", "k1"], ["cdc", "d", "k1"]]
-        dead = sql(http, "SELECT partition, offset, key, value, error FROM dead_letters "
-                         f"WHERE topic = '{topic_for_subject(subject)}'")
+        dead = sql(
+            http,
+            "SELECT partition, offset, key, value, error FROM dead_letters "
+            f"WHERE topic = '{topic_for_subject(subject)}'",
+        )
         assert len(dead) == 1
         partition, offset, key, value, error = dead[0]
         assert (partition, offset) == where[0]

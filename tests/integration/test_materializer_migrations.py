@@ -30,8 +30,11 @@ def test_applied_once_and_edits_refused(tmp_path: Path, stack: Any) -> None:
             "CREATE TABLE IF NOT EXISTS t_second (b String) ENGINE = MergeTree ORDER BY b;"
         )
         assert h("migrate", dir=str(ddl)) == ["0002_second.sql"]
-        recorded = h("sql", query="SELECT name, length(checksum) FROM schema_migrations "
-                                  "WHERE name LIKE '000%\\_%s%' ORDER BY name")
+        recorded = h(
+            "sql",
+            query="SELECT name, length(checksum) FROM schema_migrations "
+            "WHERE name LIKE '000%\\_%s%' ORDER BY name",
+        )
         assert ["0001_first.sql", 64] in recorded and ["0002_second.sql", 64] in recorded
 
         (ddl / "0001_first.sql").write_text(
@@ -52,8 +55,14 @@ def test_sluicegate_migrate_twice(tmp_path: Path) -> None:
     env.pop("SLUICEGATE_ADMIN_TOKEN", None)
 
     def migrate() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(ROOT / ".venv" / "bin" / "sluicegate"), "migrate"], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "sluicegate"), "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     first = migrate()
     assert first.returncode == 0, first.stderr

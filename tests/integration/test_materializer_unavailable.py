@@ -46,17 +46,33 @@ def test_clickhouse_unavailable_pauses_then_loads_everything_once(
     subject = f"mz.down{unique}"
     topic = topic_for_subject(subject)
     reg = harness("register", subject=subject, schema=orjson.dumps(SCHEMA).decode(), type="JSON")
-    group = "sluicegate-materializer-" + harness("sql", query="SELECT toString(id) FROM store")[0][0]
+    group = (
+        "sluicegate-materializer-" + harness("sql", query="SELECT toString(id) FROM store")[0][0]
+    )
     p = producer(bootstrap)
 
     def send(lo: int, hi: int) -> None:
-        produce(p, (envelope(subject, reg["id"], reg["version"], f"{unique}-{i}", f"k{i % 13}",
-                             1_700_000_000_000 + i, {"i": i}) for i in range(lo, hi)),
-                lambda e: orjson.dumps(e.payload))
+        produce(
+            p,
+            (
+                envelope(
+                    subject,
+                    reg["id"],
+                    reg["version"],
+                    f"{unique}-{i}",
+                    f"k{i % 13}",
+                    1_700_000_000_000 + i,
+                    {"i": i},
+                )
+                for i in range(lo, hi)
+            ),
+            lambda e: orjson.dumps(e.payload),
+        )
 
     def loaded(table: str = "events") -> int:
-        return int(harness("sql", query=f"SELECT count() FROM {table} "
-                                        f"WHERE subject = '{subject}'")[0][0])
+        return int(
+            harness("sql", query=f"SELECT count() FROM {table} WHERE subject = '{subject}'")[0][0]
+        )
 
     try:
         harness("start", topic=topic)
@@ -79,8 +95,10 @@ def test_clickhouse_unavailable_pauses_then_loads_everything_once(
         time.sleep(1)
         # The harness's client reads without FINAL: these are the physical rows.
         count, distinct, total = harness(
-            "sql", query="SELECT count(), uniqExact(event_id), sum(JSONExtractUInt(payload, 'i')) "
-                         f"FROM events WHERE subject = '{subject}'")[0]
+            "sql",
+            query="SELECT count(), uniqExact(event_id), sum(JSONExtractUInt(payload, 'i')) "
+            f"FROM events WHERE subject = '{subject}'",
+        )[0]
         assert (count, distinct, int(total)) == (3_000, 3_000, sum(range(3_000)))
     finally:
         delete_topics(bootstrap, subject)
@@ -89,17 +107,38 @@ def test_clickhouse_unavailable_pauses_then_loads_everything_once(
 def test_replayed_load_is_dropped_by_clickhouse(harness: Harness, unique: str) -> None:
     topic = f"sg.mz.replay{unique}"
     rows = [
-        [f"{unique}-{i}", "mz.replay", "k", ms, ms, "http", "t", "", None, None, 1, 1, 1, "{}",
-         topic, 0, i]
+        [
+            f"{unique}-{i}",
+            "mz.replay",
+            "k",
+            ms,
+            ms,
+            "http",
+            "t",
+            "",
+            None,
+            None,
+            1,
+            1,
+            1,
+            "{}",
+            topic,
+            0,
+            i,
+        ]
         for i, ms in enumerate([1_704_067_199_000, 1_704_067_201_000, 1_706_745_600_000])
     ]  # 2023-12-31, 2024-01-01, 2024-02-01: three month partitions, one token each
     harness("replay", topic=topic, rows=rows)
     physical = harness("sql", query=f"SELECT count() FROM events WHERE kafka_topic = '{topic}'")
     assert physical == [[3]]
-    plans = harness("sql", query="SELECT count() FROM materializer_batches "
-                                 f"WHERE topic = '{topic}'")
+    plans = harness(
+        "sql", query=f"SELECT count() FROM materializer_batches WHERE topic = '{topic}'"
+    )
     assert plans == [[1]]
     # and the replay recorded the ids the first attempt could not
-    ids = harness("sql", query=f"SELECT count() FROM event_ids WHERE subject = 'mz.replay' "
-                               f"AND startsWith(event_id, '{unique}-')")
+    ids = harness(
+        "sql",
+        query=f"SELECT count() FROM event_ids WHERE subject = 'mz.replay' "
+        f"AND startsWith(event_id, '{unique}-')",
+    )
     assert ids == [[3]]

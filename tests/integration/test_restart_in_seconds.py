@@ -24,16 +24,21 @@ SCHEMA = '{"type": "object", "properties": {"user_id": {"type": "string"}}}'
 
 
 @pytest.fixture
-def cdc(stack, tmp_path: Path, unique: str,  # type: ignore[no-untyped-def]
-        request: pytest.FixtureRequest) -> Iterator[CdcHarness]:
+def cdc(
+    stack,
+    tmp_path: Path,
+    unique: str,  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest,
+) -> Iterator[CdcHarness]:
     h = CdcHarness(stack, tmp_path, unique, server_starter(request.config))
     yield h
     h.cleanup()
 
 
 def _count(http: httpx.Client, subject: str) -> int:
-    r = http.post("/v1/sql", json={"query": f"SELECT count() FROM events "
-                                             f"WHERE subject = '{subject}'"})
+    r = http.post(
+        "/v1/sql", json={"query": f"SELECT count() FROM events WHERE subject = '{subject}'"}
+    )
     return int(r.json()["rows"][0][0]) if r.status_code == 200 else -1
 
 
@@ -51,29 +56,37 @@ def _kill(cdc: CdcHarness) -> None:
     cdc.server.process.wait(30)
 
 
-def test_kill_9_then_new_events_and_changes_arrive_in_seconds(cdc: CdcHarness,
-                                                              unique: str) -> None:
+def test_kill_9_then_new_events_and_changes_arrive_in_seconds(cdc: CdcHarness, unique: str) -> None:
     table = cdc.create_table("id int PRIMARY KEY, name text NOT NULL")
     cdc.write_config([{"name": table}])
     server = cdc.start()
     cdc.apply()
     http_subject, cdc_subject = f"restart.clicks{unique}", cdc.subject(table)
     with server.client() as http:
-        r = http.post(f"/subjects/{http_subject}/versions",
-                      json={"schema": SCHEMA, "schemaType": "JSON"})
+        r = http.post(
+            f"/subjects/{http_subject}/versions", json={"schema": SCHEMA, "schemaType": "JSON"}
+        )
         assert r.status_code == 200, r.text
         cdc.sql(*(f"INSERT INTO {table} VALUES ({i}, 'n{i}')" for i in range(1, 6)))
         for i in range(5):
-            assert http.post(f"/v1/events/{http_subject}",
-                             json={"user_id": f"u{i}"}).status_code == 202
+            assert (
+                http.post(f"/v1/events/{http_subject}", json={"user_id": f"u{i}"}).status_code
+                == 202
+            )
         _seconds_until(http, {http_subject: 5, cdc_subject: 5})
         # CDC events keep their source position (LSN, transaction id); http events have none
-        r = http.post("/v1/sql", json={"query": (
-            "SELECT source, countIf(source_lsn IS NULL), countIf(source_txid IS NULL), "
-            "arraySort(groupArray(source_lsn)) = groupArray(source_lsn) FROM "
-            "(SELECT * FROM events WHERE subject IN "
-            f"('{http_subject}', '{cdc_subject}') ORDER BY occurred_at, source_lsn) "
-            "GROUP BY source ORDER BY source")})
+        r = http.post(
+            "/v1/sql",
+            json={
+                "query": (
+                    "SELECT source, countIf(source_lsn IS NULL), countIf(source_txid IS NULL), "
+                    "arraySort(groupArray(source_lsn)) = groupArray(source_lsn) FROM "
+                    "(SELECT * FROM events WHERE subject IN "
+                    f"('{http_subject}', '{cdc_subject}') ORDER BY occurred_at, source_lsn) "
+                    "GROUP BY source ORDER BY source"
+                )
+            },
+        )
         assert r.status_code == 200, r.text
         assert r.json()["rows"] == [["cdc", 0, 0, True], ["http", 5, 5, True]]
 
@@ -84,8 +97,10 @@ def test_kill_9_then_new_events_and_changes_arrive_in_seconds(cdc: CdcHarness,
         with server.client() as http:
             n = _count(http, http_subject)
             for i in range(5):
-                assert http.post(f"/v1/events/{http_subject}",
-                                 json={"user_id": f"v{i}"}).status_code == 202
+                assert (
+                    http.post(f"/v1/events/{http_subject}", json={"user_id": f"v{i}"}).status_code
+                    == 202
+                )
             changes = _count(http, cdc_subject)
             cdc.sql(*(f"INSERT INTO {table} VALUES ({100 * round_ + i}, 'm')" for i in range(5)))
             took = _seconds_until(http, {http_subject: n + 5, cdc_subject: changes + 5})
@@ -100,25 +115,35 @@ def test_kill_9_then_new_events_and_changes_arrive_in_seconds(cdc: CdcHarness,
 
 
 def test_restart_with_another_subscription_loads_the_new_topic(
-        stack, tmp_path: Path, unique: str,  # type: ignore[no-untyped-def]
-        pytestconfig: pytest.Config) -> None:
+    stack,
+    tmp_path: Path,
+    unique: str,  # type: ignore[no-untyped-def]
+    pytestconfig: pytest.Config,
+) -> None:
     start = server_starter(pytestconfig)
     first, second = f"narrow.a{unique}", f"narrow.b{unique}"
     server = start(tmp_path / "sg", extra_env={"SLUICEGATE_MATERIALIZE_TOPICS": f"sg.{first}"})
     try:
         with server.client() as http:
             for subject in (first, second):
-                r = http.post(f"/subjects/{subject}/versions",
-                              json={"schema": SCHEMA, "schemaType": "JSON"})
+                r = http.post(
+                    f"/subjects/{subject}/versions", json={"schema": SCHEMA, "schemaType": "JSON"}
+                )
                 assert r.status_code == 200, r.text
-                assert http.post(f"/v1/events/{subject}/batch",
-                                 json=[{"user_id": "u"}] * 10).status_code == 202
+                assert (
+                    http.post(
+                        f"/v1/events/{subject}/batch", json=[{"user_id": "u"}] * 10
+                    ).status_code
+                    == 202
+                )
             _seconds_until(http, {first: 10})
             assert _count(http, second) == 0
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(30)
-        server = start(tmp_path / "sg",
-                       extra_env={"SLUICEGATE_MATERIALIZE_TOPICS": f"^sg\\.narrow\\..*{unique}"})
+        server = start(
+            tmp_path / "sg",
+            extra_env={"SLUICEGATE_MATERIALIZE_TOPICS": f"^sg\\.narrow\\..*{unique}"},
+        )
         with server.client() as http:
             took = _seconds_until(http, {first: 10, second: 10})
             print(f"restart with another subscription -> its topic loaded in {took:.1f} s")

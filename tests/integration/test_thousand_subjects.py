@@ -23,30 +23,43 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def test_a_thousand_subjects_keep_accepting_and_loading(
-        stack: Stack, tmp_path: Path, unique: str, pytestconfig: pytest.Config) -> None:
+    stack: Stack, tmp_path: Path, unique: str, pytestconfig: pytest.Config
+) -> None:
     prefix = f"many{unique}"
     subjects = [f"{prefix}.s{i:04d}" for i in range(SUBJECTS)]
-    server = server_starter(pytestconfig)(tmp_path / "sg", extra_env={
-        "SLUICEGATE_TOPIC_PARTITIONS": "1",
-        "SLUICEGATE_MATERIALIZE_TOPICS": f"^sg\\.{prefix}\\..*",
-    })
+    server = server_starter(pytestconfig)(
+        tmp_path / "sg",
+        extra_env={
+            "SLUICEGATE_TOPIC_PARTITIONS": "1",
+            "SLUICEGATE_MATERIALIZE_TOPICS": f"^sg\\.{prefix}\\..*",
+        },
+    )
     admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap, "log_level": 0})
     try:
         with server.client(timeout=300) as http:
             for subject in subjects:
-                r = http.post(f"/subjects/{subject}/versions",
-                              json={"schema": SCHEMA, "schemaType": "JSON"})
+                r = http.post(
+                    f"/subjects/{subject}/versions", json={"schema": SCHEMA, "schemaType": "JSON"}
+                )
                 assert r.status_code == 200, r.text
             for round_ in (1, 2):
                 batch = [{"subject": s, "event": {"n": round_}} for s in subjects]
-                r = http.post("/v1/events", content=orjson.dumps(batch),
-                              headers={"Content-Type": "application/json"})
+                r = http.post(
+                    "/v1/events",
+                    content=orjson.dumps(batch),
+                    headers={"Content-Type": "application/json"},
+                )
                 assert r.status_code == 202, r.text[:500]
                 assert r.json()["accepted"] == SUBJECTS
             deadline = time.monotonic() + 300
             while True:
-                r = http.post("/v1/sql", json={"query": "SELECT uniqExact(subject), count() "
-                              f"FROM events WHERE startsWith(subject, '{prefix}.')"})
+                r = http.post(
+                    "/v1/sql",
+                    json={
+                        "query": "SELECT uniqExact(subject), count() "
+                        f"FROM events WHERE startsWith(subject, '{prefix}.')"
+                    },
+                )
                 assert r.status_code == 200, r.text
                 if r.json()["rows"] == [[SUBJECTS, 2 * SUBJECTS]]:
                     break
@@ -60,8 +73,7 @@ def test_a_thousand_subjects_keep_accepting_and_loading(
         assert {len(topics[t].partitions) for t in ours} == {1}
     finally:
         server.stop()
-        names = [t for t in admin.list_topics(timeout=30).topics
-                 if t.startswith(f"sg.{prefix}.")]
+        names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(f"sg.{prefix}.")]
         if names:
             for future in admin.delete_topics(names, operation_timeout=120).values():
                 future.result(120)

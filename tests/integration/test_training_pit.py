@@ -61,8 +61,12 @@ def _load(client: Client, events: list[Event], *, duplicate: int = 0) -> None:
 
 
 def _compare(
-    table: Any, features: list[Any], events: list[Event], keys: dict[str, str],
-    *, arrival_time: bool,
+    table: Any,
+    features: list[Any],
+    events: list[Event],
+    keys: dict[str, str],
+    *,
+    arrival_time: bool,
 ) -> int:
     """Every value of ``table`` against the reference; returns the number compared."""
     rows = table.to_pylist()
@@ -78,8 +82,9 @@ def _compare(
     return len(rows) * len(features)
 
 
-def _observations(rng: random.Random, users: list[str], items: list[str], n: int,
-                  events: list[Event]) -> list[dict[str, Any]]:
+def _observations(
+    rng: random.Random, users: list[str], items: list[str], n: int, events: list[Event]
+) -> list[dict[str, Any]]:
     """Observation times: half exactly at an event time (ties at t), half on the grid."""
     times = [e.occurred for e in events]
     out = []
@@ -88,13 +93,19 @@ def _observations(rng: random.Random, users: list[str], items: list[str], n: int
         entities: dict[str, Any] = {"user": rng.choice([*users, "nobody"])}
         if rng.random() < 0.9:
             entities["item"] = rng.choice(items)
-        out.append({
-            "id": f"obs-{i:05d}",
-            "time": dt(t),
-            "entities": entities,
-            "labels": {"clicked": rng.random() < 0.3, "dwell": round(rng.uniform(0, 9), 3),
-                       "rank": rng.randrange(10), "variant": rng.choice(["a", "b"])},
-        })
+        out.append(
+            {
+                "id": f"obs-{i:05d}",
+                "time": dt(t),
+                "entities": entities,
+                "labels": {
+                    "clicked": rng.random() < 0.3,
+                    "dwell": round(rng.uniform(0, 9), 3),
+                    "rank": rng.randrange(10),
+                    "variant": rng.choice(["a", "b"]),
+                },
+            }
+        )
     return out
 
 
@@ -111,15 +122,25 @@ def test_observations_spine_matches_brute_force(
     append_observations(client, "clicks", obs[:50], database=database)  # a retried post
     feats = make_features()
     specs = [f.spec(version=1 + i % 3) for i, f in enumerate(feats)]
-    job = training_set(client, ObservationsSpine("clicks"), specs, database=database,
-                       arrival_time=arrival_time)
+    job = training_set(
+        client, ObservationsSpine("clicks"), specs, database=database, arrival_time=arrival_time
+    )
     table = job.to_arrow()
     assert table.num_rows == 700
     assert set(table.column_names) == {
-        "observation_id", "observed_at", "user", "item", "clicked", "dwell", "rank", "variant",
-        *(f.name for f in feats)}
-    compared = _compare(table, feats, world.events, {"user": "user", "item": "item"},
-                        arrival_time=arrival_time)
+        "observation_id",
+        "observed_at",
+        "user",
+        "item",
+        "clicked",
+        "dwell",
+        "rank",
+        "variant",
+        *(f.name for f in feats),
+    }
+    compared = _compare(
+        table, feats, world.events, {"user": "user", "item": "item"}, arrival_time=arrival_time
+    )
     assert compared == 700 * len(feats)
     # labels come through typed and unchanged
     by_id = {o["id"]: o for o in obs}
@@ -144,22 +165,41 @@ def test_arrival_time_excludes_late_events(store: tuple[Client, str]) -> None:
     client, database = store
     t = T0_MS + DAY
     events = [
-        Event("a", "shop.view", t - HOUR, t - HOUR + 5, {"user_id": "u1", "item_id": "i1",
-                                                        "price": 1.0, "channel": "web"}),
-        Event("late", "shop.view", t - 2 * HOUR, t + HOUR, {"user_id": "u1", "item_id": "i2",
-                                                           "price": 2.0, "channel": "web"}),
-        Event("at-t", "shop.view", t, t, {"user_id": "u1", "item_id": "i3", "price": 3.0,
-                                          "channel": "web"}),
+        Event(
+            "a",
+            "shop.view",
+            t - HOUR,
+            t - HOUR + 5,
+            {"user_id": "u1", "item_id": "i1", "price": 1.0, "channel": "web"},
+        ),
+        Event(
+            "late",
+            "shop.view",
+            t - 2 * HOUR,
+            t + HOUR,
+            {"user_id": "u1", "item_id": "i2", "price": 2.0, "channel": "web"},
+        ),
+        Event(
+            "at-t",
+            "shop.view",
+            t,
+            t,
+            {"user_id": "u1", "item_id": "i3", "price": 3.0, "channel": "web"},
+        ),
     ]
     _load(client, events)
-    append_observations(client, "s", [{"id": "o", "time": dt(t), "entities": {"user": "u1"}}],
-                        database=database)
+    append_observations(
+        client, "s", [{"id": "o", "time": dt(t), "entities": {"user": "u1"}}], database=database
+    )
     feats = {f.name: f for f in make_features()}
     specs = [feats["views"].spec(), feats["distinct_items_7d"].spec()]
     rows = training_set(client, "s", specs, database=database).to_arrow().to_pylist()
     assert (rows[0]["views"], rows[0]["distinct_items_7d"]) == (2, 2)
-    rows = training_set(client, "s", specs, database=database,
-                        arrival_time=True).to_arrow().to_pylist()
+    rows = (
+        training_set(client, "s", specs, database=database, arrival_time=True)
+        .to_arrow()
+        .to_pylist()
+    )
     assert (rows[0]["views"], rows[0]["distinct_items_7d"]) == (1, 1)
 
 
@@ -173,8 +213,11 @@ def test_subject_spine_excludes_the_event_itself(store: tuple[Client, str]) -> N
     feats = [f for f in make_features() if f.source == "shop.view"]
     job = training_set(
         client,
-        SubjectSpine("shop.view", {"user": "user_id", "item": "item_id"},
-                     labels={"price": "price", "channel": "channel"}),
+        SubjectSpine(
+            "shop.view",
+            {"user": "user_id", "item": "item_id"},
+            labels={"price": "price", "channel": "channel"},
+        ),
         [f.spec() for f in feats],
         database=database,
     )
@@ -195,8 +238,12 @@ def test_print_sql_runs_as_is(store: tuple[Client, str]) -> None:
     rng = random.Random(11)
     world = random_world(rng, n_events=800)
     _load(client, world.events)
-    append_observations(client, "s", _observations(rng, world.users, world.items, 120,
-                                                   world.events), database=database)
+    append_observations(
+        client,
+        "s",
+        _observations(rng, world.users, world.items, 120, world.events),
+        database=database,
+    )
     job = training_set(client, "s", [f.spec() for f in make_features()], database=database)
     text = job.to_sql()
     assert "ASOF LEFT JOIN" in text and "--   views@v1: count()" in text
@@ -207,15 +254,33 @@ def test_print_sql_runs_as_is(store: tuple[Client, str]) -> None:
 def test_empty_history_defaults(store: tuple[Client, str]) -> None:
     """No events at all for the entity: 0 for count-like features, NULL for value-like."""
     client, database = store
-    _load(client, [Event("x", "shop.view", T0_MS, T0_MS, {"user_id": "u9", "item_id": "i1",
-                                                          "price": 5.0, "channel": "web"})])
-    append_observations(client, "s", [
-        {"id": "1", "time": dt(T0_MS + HOUR), "entities": {"user": "u1", "item": "i7"}},
-        {"id": "2", "time": dt(T0_MS), "entities": {"user": "u9", "item": "i1"}},
-    ], database=database)
+    _load(
+        client,
+        [
+            Event(
+                "x",
+                "shop.view",
+                T0_MS,
+                T0_MS,
+                {"user_id": "u9", "item_id": "i1", "price": 5.0, "channel": "web"},
+            )
+        ],
+    )
+    append_observations(
+        client,
+        "s",
+        [
+            {"id": "1", "time": dt(T0_MS + HOUR), "entities": {"user": "u1", "item": "i7"}},
+            {"id": "2", "time": dt(T0_MS), "entities": {"user": "u9", "item": "i1"}},
+        ],
+        database=database,
+    )
     feats = make_features()
-    rows = training_set(client, "s", [f.spec() for f in feats],
-                        database=database).to_arrow().to_pylist()
+    rows = (
+        training_set(client, "s", [f.spec() for f in feats], database=database)
+        .to_arrow()
+        .to_pylist()
+    )
     for row in rows:
         for f in feats:
             assert row[f.name] == f.default, (row["observation_id"], f.name)

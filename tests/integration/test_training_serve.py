@@ -40,19 +40,46 @@ def _features(subject: str) -> list[dict[str, Any]]:
     user = {"type": "user", "key": "user_id"}
     post = {"type": "post", "key": "post_id"}
     return [
-        {"name": "user_upvoted_posts", "entity": user, "source": subject,
-         "aggregation": "count(DISTINCT post_id)"},
-        {"name": "user_upvoted_posts_7d", "entity": user, "source": subject,
-         "aggregation": "uniqExact(post_id)", "window": "7d"},
-        {"name": "user_communities", "entity": user, "source": subject,
-         "aggregation": "uniqExact(community)"},
-        {"name": "user_upvotes_1h", "entity": user, "source": subject,
-         "aggregation": "count()", "window": "1h"},
-        {"name": "user_last_community", "entity": user, "source": subject,
-         "aggregation": "last(community)"},
+        {
+            "name": "user_upvoted_posts",
+            "entity": user,
+            "source": subject,
+            "aggregation": "count(DISTINCT post_id)",
+        },
+        {
+            "name": "user_upvoted_posts_7d",
+            "entity": user,
+            "source": subject,
+            "aggregation": "uniqExact(post_id)",
+            "window": "7d",
+        },
+        {
+            "name": "user_communities",
+            "entity": user,
+            "source": subject,
+            "aggregation": "uniqExact(community)",
+        },
+        {
+            "name": "user_upvotes_1h",
+            "entity": user,
+            "source": subject,
+            "aggregation": "count()",
+            "window": "1h",
+        },
+        {
+            "name": "user_last_community",
+            "entity": user,
+            "source": subject,
+            "aggregation": "last(community)",
+        },
         {"name": "post_upvotes", "entity": post, "source": subject, "aggregation": "count()"},
-        {"name": "post_upvotes_1d", "entity": post, "source": subject,
-         "aggregation": "count()", "window": "1d"},
+        {
+            "name": "post_upvotes_1d",
+            "entity": post,
+            "source": subject,
+            "aggregation": "count()",
+            "window": "1d",
+        },
     ]
 
 
@@ -78,16 +105,26 @@ def loaded(server: Server, stack: Stack) -> Iterator[dict[str, Any]]:
     unique = uuid.uuid4().hex[:10]
     subject = f"t{unique}.upvote"
     http = server.client()
-    r = http.post(f"/v1/subjects/{subject}/versions", json={
-        "schema": orjson.dumps(UPVOTE_SCHEMA).decode(), "schemaType": "JSON",
-        "metadata": {"owner": "admin", "entity_key": ["user_id"], "event_time": "ts"}})
+    r = http.post(
+        f"/v1/subjects/{subject}/versions",
+        json={
+            "schema": orjson.dumps(UPVOTE_SCHEMA).decode(),
+            "schemaType": "JSON",
+            "metadata": {"owner": "admin", "entity_key": ["user_id"], "event_time": "ts"},
+        },
+    )
     assert r.status_code in (200, 201), r.text
     r = http.post("/v1/features/_definitions", json={"definitions": _features(subject)})
     assert r.status_code == 200, r.text
     job = r.json().get("job")
     if job:
-        wait_for(lambda: http.get(f"/v1/features/_jobs/{job['id']}").json().get("state")
-                 in ("done", "succeeded", "finished"), what="the features' backfill")
+        wait_for(
+            lambda: (
+                http.get(f"/v1/features/_jobs/{job['id']}").json().get("state")
+                in ("done", "succeeded", "finished")
+            ),
+            what="the features' backfill",
+        )
     rng = random.Random(unique)
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=30)
     users = [f"u{i}" for i in range(12)]
@@ -95,23 +132,30 @@ def loaded(server: Server, stack: Stack) -> Iterator[dict[str, Any]]:
     upvotes = []
     for _ in range(400):
         ago = rng.choice([rng.randrange(0, 90), rng.randrange(0, 14_400)])  # minutes
-        upvotes.append({
-            "user_id": "u0" if rng.random() < 0.25 else rng.choice(users[:10]),
-            "post_id": rng.choice(posts[:12]),
-            "community": rng.choice(["python", "ml", "rust", "cats"]),
-            "ts": _iso(start - timedelta(minutes=ago)),
-        })
+        upvotes.append(
+            {
+                "user_id": "u0" if rng.random() < 0.25 else rng.choice(users[:10]),
+                "post_id": rng.choice(posts[:12]),
+                "community": rng.choice(["python", "ml", "rust", "cats"]),
+                "ts": _iso(start - timedelta(minutes=ago)),
+            }
+        )
     for i in range(0, len(upvotes), 100):
         r = http.post(f"/v1/events/{subject}/batch", json=upvotes[i : i + 100])
         assert r.status_code in (200, 201, 202), r.text
-    wait_for(lambda: sql(http, f"SELECT count() FROM events WHERE subject = '{subject}'")
-             == [[len(upvotes)]], timeout=600, what="the upvotes in `events`")
+    wait_for(
+        lambda: (
+            sql(http, f"SELECT count() FROM events WHERE subject = '{subject}'") == [[len(upvotes)]]
+        ),
+        timeout=600,
+        what="the upvotes in `events`",
+    )
 
     def online_total() -> bool:
-        r = http.get("/v1/features/post", params={"keys": ",".join(posts),
-                                                  "names": "post_upvotes"})
+        r = http.get("/v1/features/post", params={"keys": ",".join(posts), "names": "post_upvotes"})
         return r.status_code == 200 and sum(
-            x["features"]["post_upvotes"] for x in r.json()["results"]) == len(upvotes)
+            x["features"]["post_upvotes"] for x in r.json()["results"]
+        ) == len(upvotes)
 
     wait_for(online_total, timeout=300, what="every upvote in the online features")
     yield {"http": http, "subject": subject, "upvotes": upvotes, "users": users, "posts": posts}
@@ -141,16 +185,29 @@ def test_online_values_equal_training_values(
         assert u.status_code == 200 and p.status_code == 200, (u.text, p.text)
         as_of = max(u.json()["as_of"], p.json()["as_of"])
         online[(user, post)] = {**u.json()["features"], **p.json()["features"]}
-        observations.append({"id": f"o{i}", "time": as_of, "entities": {"user": user, "post": post},
-                             "labels": {"clicked": i % 2}})
+        observations.append(
+            {
+                "id": f"o{i}",
+                "time": as_of,
+                "entities": {"user": user, "post": post},
+                "labels": {"clicked": i % 2},
+            }
+        )
     r = http.post("/v1/observations", json={"spine": "next_upvote", "observations": observations})
     assert r.status_code == 201, r.text
     assert r.json()["accepted"] == len(observations)
 
     for arrival in (False, True):
         out = tmp_path / f"train-{arrival}.parquet"
-        args = ["training-set", "--spine", "next_upvote", "--features", ",".join(names),
-                "--out", str(out)] + (["--arrival-time"] if arrival else [])
+        args = [
+            "training-set",
+            "--spine",
+            "next_upvote",
+            "--features",
+            ",".join(names),
+            "--out",
+            str(out),
+        ] + (["--arrival-time"] if arrival else [])
         done = server.cli(*args)
         assert "leakage audit passed" in done.stdout, done.stdout + done.stderr
         rows = _read_parquet(out)
@@ -159,9 +216,11 @@ def test_online_values_equal_training_values(
             want = online[(row["user"], row["post"])]
             got = {n: row[n] for n in names}
             t = row["observed_at"]
-            near = sorted((datetime.fromisoformat(u["ts"].replace("Z", "+00:00")) - t)
-                          .total_seconds() for u in loaded["upvotes"]
-                          if u["user_id"] == row["user"])
+            near = sorted(
+                (datetime.fromisoformat(u["ts"].replace("Z", "+00:00")) - t).total_seconds()
+                for u in loaded["upvotes"]
+                if u["user_id"] == row["user"]
+            )
             assert got == want, (row["observation_id"], arrival, t, near[-80:])
             assert row["clicked"] == int(row["observation_id"][1:]) % 2
         report = orjson.loads((tmp_path / f"train-{arrival}.report.json").read_bytes())
@@ -179,9 +238,21 @@ def test_article_example_each_upvote_excludes_itself(
     subject = loaded["subject"]
     out = tmp_path / "upvotes.parquet"
     names = "user_upvoted_posts,user_communities,post_upvotes"
-    done = server.cli("training-set", "--spine", f"subject:{subject}", "--entity", "user=user_id",
-                      "--entity", "post=post_id", "--label", "community=community",
-                      "--features", names, "--out", str(out))
+    done = server.cli(
+        "training-set",
+        "--spine",
+        f"subject:{subject}",
+        "--entity",
+        "user=user_id",
+        "--entity",
+        "post=post_id",
+        "--label",
+        "community=community",
+        "--features",
+        names,
+        "--out",
+        str(out),
+    )
     assert "leakage audit passed" in done.stdout, done.stdout + done.stderr
     rows = _read_parquet(out)
     upvotes = loaded["upvotes"]
@@ -204,39 +275,76 @@ def test_article_example_each_upvote_excludes_itself(
 
 def test_print_sql_and_errors(server: Server, loaded: dict[str, Any], tmp_path: Path) -> None:
     http: httpx.Client = loaded["http"]
-    r = http.post("/v1/observations", json={"spine": "s1", "entities": {"user": "u1"},
-                                            "time": _iso(datetime.now(UTC))})
+    r = http.post(
+        "/v1/observations",
+        json={"spine": "s1", "entities": {"user": "u1"}, "time": _iso(datetime.now(UTC))},
+    )
     assert r.status_code == 201, r.text
-    shown = server.cli("training-set", "--spine", "s1", "--features", "user_upvotes_1h",
-                       "--print-sql")
+    shown = server.cli(
+        "training-set", "--spine", "s1", "--features", "user_upvotes_1h", "--print-sql"
+    )
     assert "--   user_upvotes_1h@v1: count(), window 1h" in shown.stdout
     assert "FROM `sluicegate`.`events` FINAL" in shown.stdout
     # the printed SQL runs as-is on the store (here through the read-only `sluicegate sql`)
     # and gives the rows the extraction gives
     by_hand = sql(http, shown.stdout)
-    extracted = server.cli("training-set", "--spine", "s1", "--features", "user_upvotes_1h",
-                           "--out", str(tmp_path / "s1.parquet"))
+    extracted = server.cli(
+        "training-set",
+        "--spine",
+        "s1",
+        "--features",
+        "user_upvotes_1h",
+        "--out",
+        str(tmp_path / "s1.parquet"),
+    )
     assert "1 rows" in extracted.stdout
     rows = _read_parquet(tmp_path / "s1.parquet")
-    assert [[r[0], r[-1]] for r in by_hand] == [[r["observation_id"], r["user_upvotes_1h"]]
-                                                for r in rows]
+    assert [[r[0], r[-1]] for r in by_hand] == [
+        [r["observation_id"], r["user_upvotes_1h"]] for r in rows
+    ]
     # a file spine is uploaded as observations and extracted
     spine_csv = tmp_path / "spine.csv"
-    spine_csv.write_text("user_id,observed_at,label\nu0,2099-01-01T00:00:00Z,1\n"
-                         "u1,2000-01-01T00:00:00Z,0\n")
+    spine_csv.write_text(
+        "user_id,observed_at,label\nu0,2099-01-01T00:00:00Z,1\nu1,2000-01-01T00:00:00Z,0\n"
+    )
     out = tmp_path / "from-file.arrow"
-    done = server.cli("training-set", "--spine", str(spine_csv), "--features",
-                      "user_upvoted_posts", "--out", str(out))
+    done = server.cli(
+        "training-set",
+        "--spine",
+        str(spine_csv),
+        "--features",
+        "user_upvoted_posts",
+        "--out",
+        str(out),
+    )
     assert "2 rows" in done.stdout, done.stdout + done.stderr
     # client mistakes are named, never a 500
-    bad = server.cli("training-set", "--spine", "s1", "--features", "no_such_feature",
-                     "--out", str(tmp_path / "x.parquet"), check=False)
+    bad = server.cli(
+        "training-set",
+        "--spine",
+        "s1",
+        "--features",
+        "no_such_feature",
+        "--out",
+        str(tmp_path / "x.parquet"),
+        check=False,
+    )
     assert bad.returncode == 1 and "no_such_feature" in bad.stderr
-    bad = server.cli("training-set", "--spine", "s1", "--features", "post_upvotes",
-                     "--out", str(tmp_path / "x.parquet"), check=False)
+    bad = server.cli(
+        "training-set",
+        "--spine",
+        "s1",
+        "--features",
+        "post_upvotes",
+        "--out",
+        str(tmp_path / "x.parquet"),
+        check=False,
+    )
     assert bad.returncode == 1 and "post" in bad.stderr
     r = http.post("/v1/observations", json={"spine": "s1", "entities": {}})
     assert r.status_code == 422 and "entities" in r.json()["message"]
-    r = http.post("/v1/training-sets", json={"spine": {"observations": "missing"},
-                                             "features": ["post_upvotes"]})
+    r = http.post(
+        "/v1/training-sets",
+        json={"spine": {"observations": "missing"}, "features": ["post_upvotes"]},
+    )
     assert r.status_code == 404 and "missing" in r.json()["message"]

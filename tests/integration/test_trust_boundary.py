@@ -59,12 +59,14 @@ class Teams:
 
 
 @pytest.fixture(scope="module")
-def teams(stack: Stack, tmp_path_factory: pytest.TempPathFactory,
-          pytestconfig: pytest.Config) -> Iterator[Teams]:
+def teams(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Teams]:
     start = server_starter(pytestconfig)
-    server = start(tmp_path_factory.mktemp("trust") / "sg",
-                   extra_env={"SLUICEGATE_SQL_MAX_EXECUTION_S": "3",
-                              "SLUICEGATE_SQL_POOL_SIZE": "3"})
+    server = start(
+        tmp_path_factory.mktemp("trust") / "sg",
+        extra_env={"SLUICEGATE_SQL_MAX_EXECUTION_S": "3", "SLUICEGATE_SQL_POOL_SIZE": "3"},
+    )
     try:
         t = Teams(server)
         yield t
@@ -137,9 +139,14 @@ def test_allowed_sql_still_answers(teams: Teams) -> None:
 
 def test_feature_expressions_cannot_reach_the_host(teams: Teams) -> None:
     beta = teams.client("beta")
-    r = beta.post("/v1/subjects/beta.clicks/versions",
-                  json={"schema": json.dumps(SCHEMA), "schemaType": "JSON",
-                        "metadata": {"entity_key": ["user_id"]}})
+    r = beta.post(
+        "/v1/subjects/beta.clicks/versions",
+        json={
+            "schema": json.dumps(SCHEMA),
+            "schemaType": "JSON",
+            "metadata": {"entity_key": ["user_id"]},
+        },
+    )
     assert r.status_code == 201, r.text
     base = {"entity": {"type": "user"}, "source": "beta.clicks"}
     attacks = [
@@ -148,8 +155,7 @@ def test_feature_expressions_cannot_reach_the_host(teams: Teams) -> None:
         ({"aggregation": "count()", "filter": "file('/etc/hostname') != ''"}, "'file'"),
         ({"aggregation": "count()", "filter": "sleepEachRow(1) = 0"}, "'sleepEachRow'"),
         ({"aggregation": "sum((SELECT count() FROM system.processes))"}, "subqueries"),
-        ({"aggregation": "count()", "filter": "n IN (SELECT 1 FROM system.tables)"},
-         "subqueries"),
+        ({"aggregation": "count()", "filter": "n IN (SELECT 1 FROM system.tables)"}, "subqueries"),
     ]
     for n, (fields, construct) in enumerate(attacks):
         definition = {"name": f"attack_{n}", **base, **fields}
@@ -178,8 +184,10 @@ def test_concurrent_callers_get_their_own_answers(teams: Teams) -> None:
 
 
 def test_a_slow_query_is_stopped_and_blocks_no_one(teams: Teams) -> None:
-    slow = ("SELECT count() FROM (SELECT arrayJoin(range(100000)) AS a) AS x, "
-            "(SELECT arrayJoin(range(100000)) AS b) AS y WHERE sipHash64(a, b) % 7 = 0")
+    slow = (
+        "SELECT count() FROM (SELECT arrayJoin(range(100000)) AS a) AS x, "
+        "(SELECT arrayJoin(range(100000)) AS b) AS y WHERE sipHash64(a, b) % 7 = 0"
+    )
     done: list[str] = []
     with ThreadPoolExecutor(2) as pool:
         heavy = pool.submit(lambda: (sql(teams.client("beta"), slow), done.append("beta")))
@@ -194,8 +202,13 @@ def test_a_slow_query_is_stopped_and_blocks_no_one(teams: Teams) -> None:
 
 def test_spines_belong_to_their_team(teams: Teams) -> None:
     alpha, beta = teams.client("alpha"), teams.client("beta")
-    obs = {"spine": "alpha-spine", "entities": {"user": "u1"}, "id": "obs-1",
-           "time": "2026-01-01T00:00:00Z", "labels": {"label": 1}}
+    obs = {
+        "spine": "alpha-spine",
+        "entities": {"user": "u1"},
+        "id": "obs-1",
+        "time": "2026-01-01T00:00:00Z",
+        "labels": {"label": 1},
+    }
     assert alpha.post("/v1/observations", json=obs).status_code == 201
     overwrite = beta.post("/v1/observations", json={**obs, "labels": {"label": 0}})
     assert overwrite.status_code == 403, overwrite.text
@@ -203,11 +216,13 @@ def test_spines_belong_to_their_team(teams: Teams) -> None:
     extra = beta.post("/v1/observations", json={**obs, "id": "obs-2"})
     assert extra.status_code == 403
     csv = b"observed_at,user_id,label\n2026-01-01T00:00:00Z,u2,1\n"
-    upload = beta.post("/v1/observations?spine=alpha-spine", content=csv,
-                       headers={"Content-Type": "text/csv"})
+    upload = beta.post(
+        "/v1/observations?spine=alpha-spine", content=csv, headers={"Content-Type": "text/csv"}
+    )
     assert upload.status_code == 403, upload.text
-    rows = sql(alpha, "SELECT observation_id, labels FROM observations "
-                      "WHERE spine = 'alpha-spine'").json()["rows"]
+    rows = sql(
+        alpha, "SELECT observation_id, labels FROM observations WHERE spine = 'alpha-spine'"
+    ).json()["rows"]
     assert rows == [["obs-1", '{"label":1}']]
     # admin may write to any spine; alpha keeps writing to its own
     admin = teams.admin
@@ -225,8 +240,10 @@ def test_subject_names_cannot_be_squatted(teams: Teams) -> None:
     meta = alpha.get("/v1/subjects/alpha.future/metadata").json()
     assert meta["owner"] == "alpha"
     # beta cannot register a subject in alpha's name, nor hand alpha's subject to itself
-    r = beta.post("/subjects/beta.posing/versions",
-                  json={**body, "metadata": {"properties": {"owner": "alpha"}}})
+    r = beta.post(
+        "/subjects/beta.posing/versions",
+        json={**body, "metadata": {"properties": {"owner": "alpha"}}},
+    )
     assert r.status_code == 403, r.text
     assert "only admin" in r.json()["message"]
     assert beta.get("/subjects/beta.posing/versions").status_code == 404
@@ -240,8 +257,10 @@ def test_oversized_bodies_are_refused_before_any_work(teams: Teams) -> None:
     declared = 50 * 1024 * 1024
     # a declared size over the limit: refused before a byte of the body is read
     with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0]))) as s:
-        s.sendall(b"POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  + f"Content-Length: {declared}\r\n\r\n".encode())
+        s.sendall(
+            b"POST /v1/sql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {declared}\r\n\r\n".encode()
+        )
         head = s.recv(4096).decode()
     assert head.startswith("HTTP/1.1 413"), head
 
@@ -261,21 +280,34 @@ def test_oversized_bodies_are_refused_before_any_work(teams: Teams) -> None:
     ("method", "path", "body"),
     [
         ("GET", "/schemas/ids/%C2%B2", None),
-        ("POST", "/v1/training-sets", {"spine": {"subject": "beta.clicks", "start": "garbage",
-                                                 "entities": {"user": "user_id"}},
-                                       "features": ["x"]}),
+        (
+            "POST",
+            "/v1/training-sets",
+            {
+                "spine": {
+                    "subject": "beta.clicks",
+                    "start": "garbage",
+                    "entities": {"user": "user_id"},
+                },
+                "features": ["x"],
+            },
+        ),
         ("POST", "/v1/features/user/batch", '{"keys": ["\\ud800"]}'),
-        ("POST", "/v1/features/_definitions",
-         '{"definitions": [{"name": "f\\ud800", "entity": {"type": "user"}, '
-         '"source": "beta.clicks", "aggregation": "count()"}]}'),
+        (
+            "POST",
+            "/v1/features/_definitions",
+            '{"definitions": [{"name": "f\\ud800", "entity": {"type": "user"}, '
+            '"source": "beta.clicks", "aggregation": "count()"}]}',
+        ),
         ("POST", "/v1/observations", '{"spine": "s\\ud800", "entities": {"user": "u"}}'),
     ],
 )
 def test_client_mistakes_are_4xx(teams: Teams, method: str, path: str, body: Any) -> None:
     http = teams.client("beta")
     if isinstance(body, str):
-        r = http.request(method, path, content=body.encode(),
-                         headers={"Content-Type": "application/json"})
+        r = http.request(
+            method, path, content=body.encode(), headers={"Content-Type": "application/json"}
+        )
     else:
         r = http.request(method, path, json=body)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
@@ -285,21 +317,33 @@ def test_client_mistakes_are_4xx(teams: Teams, method: str, path: str, body: Any
 def test_a_failing_derive_migration_is_422(teams: Teams) -> None:
     beta = teams.client("beta")
     v1 = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    v2 = {"type": "object", "properties": {"n": {"type": "integer"},
-                                            "twice": {"type": "integer"}}, "required": ["n"]}
-    r = beta.post("/v1/subjects/beta.derive/versions",
-                  json={"schema": json.dumps(v1), "schemaType": "JSON"})
+    v2 = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "twice": {"type": "integer"}},
+        "required": ["n"],
+    }
+    r = beta.post(
+        "/v1/subjects/beta.derive/versions", json={"schema": json.dumps(v1), "schemaType": "JSON"}
+    )
     assert r.status_code in (200, 201), r.text
     wrong = [{"op": "derive", "field": "twice", "expr": "n / 0"}]
-    r = beta.post("/v1/subjects/beta.derive/versions",
-                  json={"schema": json.dumps(v2), "schemaType": "JSON", "migration": wrong})
+    r = beta.post(
+        "/v1/subjects/beta.derive/versions",
+        json={"schema": json.dumps(v2), "schemaType": "JSON", "migration": wrong},
+    )
     assert r.status_code == 422, r.text  # found by the registration check, not a 500
-    r = beta.post("/v1/subjects/beta.derive/versions",
-                  json={"schema": json.dumps(v2), "schemaType": "JSON",
-                        "migration": [{"op": "derive", "field": "twice", "expr": "n * 2"}]})
+    r = beta.post(
+        "/v1/subjects/beta.derive/versions",
+        json={
+            "schema": json.dumps(v2),
+            "schemaType": "JSON",
+            "migration": [{"op": "derive", "field": "twice", "expr": "n * 2"}],
+        },
+    )
     assert r.status_code in (200, 201), r.text
-    r = beta.post("/v1/subjects/beta.derive/upcast",
-                  json={"version": 1, "payload": {"n": {"a": 1}}})
+    r = beta.post(
+        "/v1/subjects/beta.derive/upcast", json={"version": 1, "payload": {"n": {"a": 1}}}
+    )
     assert r.status_code == 422, r.text
     assert "derive" in r.json()["message"]
 
@@ -346,12 +390,24 @@ def test_the_engine_itself_refuses_what_readonly_covers(tmp_path: Path) -> None:
     }
     done = subprocess.run(
         [sys.executable, "-c", ENGINE_PROBE, str(tmp_path / "sg"), json.dumps(attacks)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     answers = json.loads(done.stdout.strip().splitlines()[-1])
     assert "Timeout exceeded" in answers["long"], answers["long"]
-    for name in ("file_table", "url_table", "write_file", "insert", "create",
-                 "lift_readonly", "lift_limit"):
+    for name in (
+        "file_table",
+        "url_table",
+        "write_file",
+        "insert",
+        "create",
+        "lift_readonly",
+        "lift_limit",
+    ):
         assert "readonly" in answers[name].lower() or "READONLY" in answers[name], (
-            name, answers[name])
+            name,
+            answers[name],
+        )
     assert not (tmp_path / "w").exists()

@@ -18,8 +18,13 @@ def _doc(**overrides: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": "shop",
         "team": "checkout",
-        "connection": {"host": "127.0.0.1", "port": 5432, "dbname": "app", "user": "cdc",
-                       "password_env": "SHOP_PW"},
+        "connection": {
+            "host": "127.0.0.1",
+            "port": 5432,
+            "dbname": "app",
+            "user": "cdc",
+            "password_env": "SHOP_PW",
+        },
         "tables": [{"name": "orders"}],
     }
     doc.update(overrides)
@@ -106,7 +111,9 @@ def test_duplicate_tables_and_subjects_refused() -> None:
     with pytest.raises(InvalidCdcConfig, match="listed twice"):
         parse_config(_doc(tables=[{"name": "orders"}, {"name": "public.orders"}]))
     with pytest.raises(InvalidCdcConfig, match="same subject"):
-        parse_config(_doc(tables=[{"name": "a", "subject": "x.y"}, {"name": "b", "subject": "x.y"}]))
+        parse_config(
+            _doc(tables=[{"name": "a", "subject": "x.y"}, {"name": "b", "subject": "x.y"}])
+        )
 
 
 def test_password_from_named_variable() -> None:

@@ -39,11 +39,14 @@ class Catalog:
 
 
 def _governor(registry: Registry, catalog: Catalog, **table: object) -> TableGovernor:
-    cfg = parse_config({
-        "name": "shop", "team": "checkout",
-        "connection": {"host": "h", "dbname": "d", "user": "u"},
-        "tables": [{"name": "t", **table}],
-    })
+    cfg = parse_config(
+        {
+            "name": "shop",
+            "team": "checkout",
+            "connection": {"host": "h", "dbname": "d", "user": "u"},
+            "tables": [{"name": "t", **table}],
+        }
+    )
     return TableGovernor(cfg, cfg.tables[0], registry, catalog.describe)
 
 
@@ -97,8 +100,9 @@ def test_refused_change_holds_until_the_level_is_relaxed(registry: Registry) -> 
     with pytest.raises(TableHeld):  # every later row is held too
         gov.schema_for({"id": 4, "qty": 2}, ["id"])
     assert gov.try_release() is False  # nothing changed yet
-    registry.set_subject_compatibility("cdc.shop.t", Compatibility.NONE,
-                                       principal=Principal("checkout"))
+    registry.set_subject_compatibility(
+        "cdc.shop.t", Compatibility.NONE, principal=Principal("checkout")
+    )
     assert gov.try_release() is True
     assert gov.status()["state"] == "running" and gov.status()["error"] is None
     assert gov.schema_for(dropped, ["id"]).version == 2
@@ -113,8 +117,13 @@ def test_owner_registering_the_version_with_a_migration_releases(registry: Regis
         gov.schema_for({"id": 5, "name": "e"}, ["id"])
     from registry import SchemaType
 
-    registry.register("cdc.shop.t", gov.status()["pending_schema"], SchemaType.JSON,
-                      principal=Principal("checkout"), migration=[{"op": "drop", "field": "qty"}])
+    registry.register(
+        "cdc.shop.t",
+        gov.status()["pending_schema"],
+        SchemaType.JSON,
+        principal=Principal("checkout"),
+        migration=[{"op": "drop", "field": "qty"}],
+    )
     assert gov.try_release() is True
     assert gov.schema_for({"id": 5, "name": "e"}, ["id"]).version == 2
 
@@ -128,7 +137,9 @@ def test_migrate_policy_registers_with_a_generated_rule(registry: Registry) -> N
     assert v2.version == 2
     assert registry.migration("cdc.shop.t", 2) == [{"op": "drop", "field": "qty"}]
     assert registry.upcast("cdc.shop.t", 1, {**ROW, COMMIT_TIME_FIELD: "x"}) == (
-        2, {"id": 1, "name": "a", COMMIT_TIME_FIELD: "x"})
+        2,
+        {"id": 1, "name": "a", COMMIT_TIME_FIELD: "x"},
+    )
 
 
 def test_migrate_policy_holds_when_no_faithful_rule_exists(registry: Registry) -> None:
@@ -144,8 +155,9 @@ def test_migrate_policy_holds_when_no_faithful_rule_exists(registry: Registry) -
 def test_subject_owned_by_another_team_holds(registry: Registry) -> None:
     from registry import SchemaType
 
-    registry.register("cdc.shop.t", '{"type": "object"}', SchemaType.JSON,
-                      principal=Principal("someone-else"))
+    registry.register(
+        "cdc.shop.t", '{"type": "object"}', SchemaType.JSON, principal=Principal("someone-else")
+    )
     gov = _governor(registry, Catalog())
     with pytest.raises(TableHeld):
         gov.schema_for(ROW, ["id"])

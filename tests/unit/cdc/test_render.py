@@ -12,8 +12,13 @@ def _cfg(**extra: object) -> object:
     doc = {
         "name": "shop",
         "team": "checkout",
-        "connection": {"host": "db", "port": 5433, "dbname": "app", "user": "cdc",
-                       "password_env": "PW"},
+        "connection": {
+            "host": "db",
+            "port": 5433,
+            "dbname": "app",
+            "user": "cdc",
+            "password_env": "PW",
+        },
         "tables": [
             {"name": "orders", "exclude_columns": ["email", "phone"]},
             {"name": "audit.log", "key_columns": ["event_id", "seq"]},
@@ -53,8 +58,12 @@ def test_table_lists_are_escaped_regexes() -> None:
 
 def test_options_follow_the_config() -> None:
     c = render_connector_config(
-        _cfg(snapshot_mode="no_data", heartbeat_interval_ms=5000, replica_identity_full=False,
-             slot_name="my_slot"),  # type: ignore[arg-type]
+        _cfg(
+            snapshot_mode="no_data",
+            heartbeat_interval_ms=5000,
+            replica_identity_full=False,
+            slot_name="my_slot",
+        ),  # type: ignore[arg-type]
         password=None,
     )
     assert c["snapshot.mode"] == "no_data"

@@ -12,7 +12,9 @@ from cdc._shape import CatalogColumn, Column, Shape, json_type_of_pg, shape_from
 from sluicegate.errors import InvalidMigration
 
 CATALOG = (
-    CatalogColumn("id", "int8", "integer", nullable=False, default_expr="nextval('t_id_seq'::regclass)"),
+    CatalogColumn(
+        "id", "int8", "integer", nullable=False, default_expr="nextval('t_id_seq'::regclass)"
+    ),
     CatalogColumn("name", "text", "string", nullable=False),
     CatalogColumn("qty", "int4", "integer", nullable=True),
     CatalogColumn("price", "numeric", "string", nullable=True),
@@ -110,8 +112,12 @@ def test_shape_round_trips_through_its_schema() -> None:
     back = shape_from_schema(_schema(shape), commit_time_field=COMMIT_TIME_FIELD)
     assert back is not None
     assert {c.name: c for c in back.columns} == {c.name: c for c in shape.columns}
-    assert shape_from_schema({"type": "object", "properties": {"a": {}}},
-                             commit_time_field=COMMIT_TIME_FIELD) is None
+    assert (
+        shape_from_schema(
+            {"type": "object", "properties": {"a": {}}}, commit_time_field=COMMIT_TIME_FIELD
+        )
+        is None
+    )
 
 
 def test_migration_between_shapes() -> None:
@@ -120,7 +126,9 @@ def test_migration_between_shapes() -> None:
     assert migration_between(old, added) == [{"op": "add", "field": "note", "default": None}]
     dropped = Shape(tuple(c for c in old.columns if c.name != "name"))
     assert migration_between(old, dropped) == [{"op": "drop", "field": "name"}]
-    retyped = Shape(tuple(Column("qty", "string", True) if c.name == "qty" else c for c in old.columns))
+    retyped = Shape(
+        tuple(Column("qty", "string", True) if c.name == "qty" else c for c in old.columns)
+    )
     assert migration_between(old, retyped) == [{"op": "cast", "field": "qty", "to": "string"}]
     defaulted = Shape((*old.columns, Column("n", "integer", False, False, 0)))
     assert migration_between(old, defaulted) == [{"op": "add", "field": "n", "default": 0}]
@@ -134,12 +142,16 @@ def test_event_ids_are_deterministic() -> None:
     assert a != event_id_of("cdc.x.t", "u", 123, "1", None)
     assert a != event_id_of("cdc.x.t", "c", 124, "1", None)
     # snapshot rows share an LSN: their content tells them apart
-    assert event_id_of("cdc.x.t", "r", 9, "k", b'{"a":1}') != event_id_of("cdc.x.t", "r", 9, "k", b'{"a":2}')
+    assert event_id_of("cdc.x.t", "r", 9, "k", b'{"a":1}') != event_id_of(
+        "cdc.x.t", "r", 9, "k", b'{"a":2}'
+    )
 
 
 def test_first_line_of_a_trace() -> None:
-    trace = ("org.apache.kafka.connect.errors.ConnectException: Connection refused\n"
-             "\tat io.debezium.Foo.bar(Foo.java:1)\n")
+    trace = (
+        "org.apache.kafka.connect.errors.ConnectException: Connection refused\n"
+        "\tat io.debezium.Foo.bar(Foo.java:1)\n"
+    )
     assert first_line(trace) == "Connection refused"
     assert first_line("plain words") == "plain words"
     assert first_line(None) is None

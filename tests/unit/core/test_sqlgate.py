@@ -40,11 +40,29 @@ ALLOW = FunctionAllowlist.from_rows(ROWS, ["If", "State", "Merge"])
 
 
 def test_allowlist_follows_categories() -> None:
-    for name in ("count", "countIf", "uniqExactState", "lower", "LOWER", "substr", "toTypeName",
-                 "JSONExtractString"):
+    for name in (
+        "count",
+        "countIf",
+        "uniqExactState",
+        "lower",
+        "LOWER",
+        "substr",
+        "toTypeName",
+        "JSONExtractString",
+    ):
         assert ALLOW.allows(name), name
-    for name in ("file", "sleep", "throwIf", "hostName", "getSetting", "dictGet", "demangle",
-                 "aggThrow", "fileIf", "nope"):
+    for name in (
+        "file",
+        "sleep",
+        "throwIf",
+        "hostName",
+        "getSetting",
+        "dictGet",
+        "demangle",
+        "aggThrow",
+        "fileIf",
+        "nope",
+    ):
         assert not ALLOW.allows(name), name
     assert ALLOW.exists("file") and not ALLOW.exists("nope")
 
@@ -62,8 +80,10 @@ def test_allowlist_follows_categories() -> None:
         ("SELECT * FROM file('/etc/hostname', 'RawBLOB')", "table function 'file'"),
         ("SELECT sleep(3)", "function 'sleep' is not allowed"),
         ("SELECT count() FROM events SETTINGS readonly = 0", "SETTINGS 'readonly'"),
-        ("SELECT 1 SETTINGS join_use_nulls = 1, max_execution_time = 0",
-         "SETTINGS 'max_execution_time'"),
+        (
+            "SELECT 1 SETTINGS join_use_nulls = 1, max_execution_time = 0",
+            "SETTINGS 'max_execution_time'",
+        ),
         ("SELECT 1 FORMAT JSON", "FORMAT is not allowed"),
         ("SHOW TABLES FROM system", "database 'system' is not allowed"),
         ("SHOW PROCESSLIST", "only SHOW TABLES"),
@@ -81,8 +101,10 @@ def test_refused_queries_name_the_construct(query: str, needle: str) -> None:
     assert err.value.status == 400
 
 
-@pytest.mark.parametrize("query", ["INSERT INTO events SELECT 1", "DROP TABLE events",
-                                   "CREATE TABLE t (x Int8) ENGINE = Memory"])
+@pytest.mark.parametrize(
+    "query",
+    ["INSERT INTO events SELECT 1", "DROP TABLE events", "CREATE TABLE t (x Int8) ENGINE = Memory"],
+)
 def test_writes_are_forbidden_as_read_only(query: str) -> None:
     with pytest.raises(SqlWriteNotAllowed, match=r"^query: read-only SQL") as err:
         check_query(query, ALLOW)
@@ -99,8 +121,10 @@ def test_comments_cannot_smuggle_sql() -> None:
     ("query", "runs"),
     [
         ("SELECT count() FROM events", "SELECT count() FROM events"),
-        ("SELECT name FROM system.tables WHERE database = 'sluicegate'",
-         "SELECT name FROM system.tables WHERE database = 'sluicegate'"),
+        (
+            "SELECT name FROM system.tables WHERE database = 'sluicegate'",
+            "SELECT name FROM system.tables WHERE database = 'sluicegate'",
+        ),
         ("SHOW TABLES", "SHOW TABLES FROM sluicegate"),
         ("show create table events", "SHOW CREATE TABLE sluicegate.events"),
         ("SHOW COLUMNS FROM sluicegate.events", "SHOW COLUMNS FROM sluicegate.events"),
@@ -108,8 +132,10 @@ def test_comments_cannot_smuggle_sql() -> None:
         ("DESCRIBE TABLE events", "DESCRIBE events"),
         ("WITH x AS (SELECT 1 AS a) SELECT a FROM x", "WITH x AS (SELECT 1 AS a) SELECT a FROM x"),
         ("SELECT 1 SETTINGS join_use_nulls = 1", "SELECT 1 SETTINGS join_use_nulls = 1"),
-        ("SELECT countIf(a > 1), toTypeName(1) FROM events;",
-         "SELECT countIf(a > 1), toTypeName(1) FROM events"),
+        (
+            "SELECT countIf(a > 1), toTypeName(1) FROM events;",
+            "SELECT countIf(a > 1), toTypeName(1) FROM events",
+        ),
     ],
 )
 def test_allowed_queries_run_as_checked(query: str, runs: str) -> None:
@@ -118,8 +144,12 @@ def test_allowed_queries_run_as_checked(query: str, runs: str) -> None:
 
 @pytest.mark.parametrize(
     "expression",
-    ["any(file('/proc/self/environ'))", "sum((SELECT count() FROM system.processes))",
-     "count() + sleep(1)", "uniqExact(dictGet('d', 'a', 1))"],
+    [
+        "any(file('/proc/self/environ'))",
+        "sum((SELECT count() FROM system.processes))",
+        "count() + sleep(1)",
+        "uniqExact(dictGet('d', 'a', 1))",
+    ],
 )
 def test_expressions_refuse_subqueries_and_unsafe_functions(expression: str) -> None:
     tree = sqlglot.parse_one(expression, dialect="clickhouse")

@@ -10,8 +10,13 @@ from materializer.features._catalog import ACTIVE, DELETED, FeatureRecord, resol
 from materializer.features._jobs import Jobs
 from sluicegate.errors import ResourceNotFound
 
-SPEC = {"name": "f", "entity": {"type": "user"}, "source": "s", "aggregation": "count()",
-        "_schema_version": 3}
+SPEC = {
+    "name": "f",
+    "entity": {"type": "user"},
+    "source": "s",
+    "aggregation": "count()",
+    "_schema_version": 3,
+}
 
 
 def rec(version: int, status: str = ACTIVE) -> FeatureRecord:

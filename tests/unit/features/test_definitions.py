@@ -26,14 +26,15 @@ UPVOTE = {
         "vote": {"type": "integer"},
         "title": {"type": "string"},
         "score": {"type": "number"},
-        "author": {"type": "object", "properties": {"id": {"type": "integer"}},
-                   "required": ["id"]},
+        "author": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]},
         "tags": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["user_id", "post_id", "vote"],
 }
 MEMBERSHIP_AVRO = {
-    "type": "record", "name": "memberships", "fields": [
+    "type": "record",
+    "name": "memberships",
+    "fields": [
         {"name": "id", "type": "int"},
         {"name": "user_id", "type": "string"},
         {"name": "community_id", "type": ["null", "long"], "default": None},
@@ -41,10 +42,34 @@ MEMBERSHIP_AVRO = {
     ],
 }
 CATALOG = FunctionAllowlist(
-    scalars=frozenset({"toString", "lower", "length", "tupleElement", "tuple", "if",
-                         "JSONExtract", "arraySort", "toStartOfDay"}),
-    aggregates=frozenset({"count", "uniqExact", "uniq", "sum", "avg", "argMax", "argMin",
-                          "quantiles", "groupArray", "max", "min"}),
+    scalars=frozenset(
+        {
+            "toString",
+            "lower",
+            "length",
+            "tupleElement",
+            "tuple",
+            "if",
+            "JSONExtract",
+            "arraySort",
+            "toStartOfDay",
+        }
+    ),
+    aggregates=frozenset(
+        {
+            "count",
+            "uniqExact",
+            "uniq",
+            "sum",
+            "avg",
+            "argMax",
+            "argMin",
+            "quantiles",
+            "groupArray",
+            "max",
+            "min",
+        }
+    ),
     combinators=("If", "Array", "Distinct", "OrNull", "OrDefault", "State", "Merge"),
 )
 
@@ -68,16 +93,35 @@ BASE = "name: f\nentity: {type: user, key: user_id}\nsource: reddit.upvote\n"
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(features.__all__) == sorted([
-        "AggregateCall", "CompiledFeature", "Entity", "FeatureDefinition", "FeatureKind",
-        "FeatureStore", "FunctionAllowlist", "SubjectViews", "load_definitions",
-        "parse_definitions", "parse_window", "router", "view_name",
-    ])
+    assert sorted(features.__all__) == sorted(
+        [
+            "AggregateCall",
+            "CompiledFeature",
+            "Entity",
+            "FeatureDefinition",
+            "FeatureKind",
+            "FeatureStore",
+            "FunctionAllowlist",
+            "SubjectViews",
+            "load_definitions",
+            "parse_definitions",
+            "parse_window",
+            "router",
+            "view_name",
+        ]
+    )
 
 
-@pytest.mark.parametrize(("text", "ms"), [("1h", 3_600_000), ("7d", 604_800_000),
-                                          ("30d", 2_592_000_000), ("90s", 90_000),
-                                          ("2w", 1_209_600_000)])
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("1h", 3_600_000),
+        ("7d", 604_800_000),
+        ("30d", 2_592_000_000),
+        ("90s", 90_000),
+        ("2w", 1_209_600_000),
+    ],
+)
 def test_windows(text: str, ms: int) -> None:
     assert parse_window(text) == ms
 
@@ -102,7 +146,8 @@ def test_schema_fields_json_and_avro() -> None:
 
 def test_compiles_distinct_posts_7d() -> None:
     cf = one(BASE + "aggregation: uniqExact(post_id)\nfilter: vote = 1\nwindow: 7d\n").compiled(
-        JSON_SCHEMA, CATALOG)
+        JSON_SCHEMA, CATALOG
+    )
     assert cf.entity_expr == "JSONExtractString(payload, 'user_id')"
     assert cf.value_agg == "uniqExact(JSONExtract(payload, 'post_id', 'String'))"
     assert cf.filter_expr == "JSONExtract(payload, 'vote', 'Int64') = 1"
@@ -114,7 +159,8 @@ def test_compiles_distinct_posts_7d() -> None:
 
 def test_value_like_defaults_to_null_and_splits_aggregates() -> None:
     cf = one(BASE + "aggregation: countIf(vote = 1) / count() + last(score)\n").compiled(
-        JSON_SCHEMA, CATALOG)
+        JSON_SCHEMA, CATALOG
+    )
     assert cf.default_sql == "NULL"
     assert [a.name for a in cf.aggregates] == ["countIf", "count", "argMax"]
     assert "tuple(occurred_at, ingested_at, event_id)" in cf.value_agg
@@ -126,8 +172,9 @@ def test_value_like_defaults_to_null_and_splits_aggregates() -> None:
 def test_parametric_aggregate_and_nested_field() -> None:
     cf = one(BASE + "aggregation: quantiles(0.5, 0.9)(author.id)\n").compiled(JSON_SCHEMA, CATALOG)
     (call,) = cf.aggregates
-    assert call.state_sql() == ("quantilesState(0.5, 0.9)(JSONExtract(payload, 'author', 'id', "
-                                "'Nullable(Int64)'))")
+    assert call.state_sql() == (
+        "quantilesState(0.5, 0.9)(JSONExtract(payload, 'author', 'id', 'Nullable(Int64)'))"
+    )
     assert call.merge_sql("s0") == "quantilesMerge(0.5, 0.9)(s0)"
     assert call.merge_sql("s0", "k = 1") == "quantilesMergeIf(0.5, 0.9)(s0, k = 1)"
 
@@ -137,41 +184,50 @@ def test_entity_key_omitted_uses_envelope_key() -> None:
     assert d.compiled(JSON_SCHEMA, CATALOG).entity_expr == "entity_key"
 
 
-@pytest.mark.parametrize(("aggregation", "message"), [
-    ("uniqExact(post_idd)", "unknown field 'post_idd'"),
-    ("uniqExactt(post_id)", "unknown function 'uniqExactt'"),
-    ("sum(title)", "sum(title) needs a number but field 'title' is a string"),
-    ("avg(user_id)", "avg(user_id) needs a number"),
-    ("post_id", "no aggregate function"),
-    ("count() + vote", "field 'vote' is used outside an aggregate"),
-    ("sum(count())", "nested inside aggregate"),
-    ("count(", "cannot parse"),
-    ("SELECT 1", "expected an expression"),
-])
+@pytest.mark.parametrize(
+    ("aggregation", "message"),
+    [
+        ("uniqExact(post_idd)", "unknown field 'post_idd'"),
+        ("uniqExactt(post_id)", "unknown function 'uniqExactt'"),
+        ("sum(title)", "sum(title) needs a number but field 'title' is a string"),
+        ("avg(user_id)", "avg(user_id) needs a number"),
+        ("post_id", "no aggregate function"),
+        ("count() + vote", "field 'vote' is used outside an aggregate"),
+        ("sum(count())", "nested inside aggregate"),
+        ("count(", "cannot parse"),
+        ("SELECT 1", "expected an expression"),
+    ],
+)
 def test_invalid_aggregations_name_the_problem(aggregation: str, message: str) -> None:
     d = one(BASE + f"aggregation: {json.dumps(aggregation)}\n")
     with pytest.raises(InvalidDefinition, match=message.replace("(", r"\(").replace(")", r"\)")):
         d.compiled(JSON_SCHEMA, CATALOG)
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ("aggregation: count()\nfilter: votes = 1\n", "filter: unknown field 'votes'"),
-    ("aggregation: count()\nfilter: count() > 1\n", "not allowed in a filter"),
-    ("aggregation: count()\nfilter: lowerr(title) = 'a'\n", "unknown function 'lowerr'"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("aggregation: count()\nfilter: votes = 1\n", "filter: unknown field 'votes'"),
+        ("aggregation: count()\nfilter: count() > 1\n", "not allowed in a filter"),
+        ("aggregation: count()\nfilter: lowerr(title) = 'a'\n", "unknown function 'lowerr'"),
+    ],
+)
 def test_invalid_filters(extra: str, message: str) -> None:
     with pytest.raises(InvalidDefinition, match=message):
         one(BASE + extra).compiled(JSON_SCHEMA, CATALOG)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (BASE + "aggregation: count()\nattribute: {column: vote}\n", "exactly one of"),
-    (BASE, "exactly one of"),
-    (BASE + "aggregation: count()\ncolour: red\n", "colour"),
-    ("name: Bad-Name\nentity: {type: user}\nsource: s\naggregation: count()\n", "snake_case"),
-    (BASE + "aggregation: count()\nversion: 3\n", "assigned by Sluicegate"),
-    (BASE + "attribute: {column: vote}\nwindow: 1d\n", "no window"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + "aggregation: count()\nattribute: {column: vote}\n", "exactly one of"),
+        (BASE, "exactly one of"),
+        (BASE + "aggregation: count()\ncolour: red\n", "colour"),
+        ("name: Bad-Name\nentity: {type: user}\nsource: s\naggregation: count()\n", "snake_case"),
+        (BASE + "aggregation: count()\nversion: 3\n", "assigned by Sluicegate"),
+        (BASE + "attribute: {column: vote}\nwindow: 1d\n", "no window"),
+    ],
+)
 def test_model_errors(text: str, message: str) -> None:
     with pytest.raises(InvalidDefinition, match=message):
         parse_definitions(text)
@@ -187,20 +243,26 @@ def test_entity_key_must_exist_and_be_scalar() -> None:
 
 
 def test_value_attribute_is_last_row_image_with_deletes() -> None:
-    d = one("name: karma\nentity: {type: membership}\nsource: cdc.app.memberships\n"
-            "attribute: {column: karma}\n")
+    d = one(
+        "name: karma\nentity: {type: membership}\nsource: cdc.app.memberships\n"
+        "attribute: {column: karma}\n"
+    )
     cf = d.compiled(AVRO_SCHEMA, CATALOG)
     assert cf.kind is FeatureKind.ATTRIBUTE_VALUE
-    assert cf.value_agg == ("tupleElement(argMax(tuple(CASE WHEN op = 'd' THEN NULL ELSE "
-                            "JSONExtract(payload, 'karma', 'Float64') END), "
-                            "tuple(occurred_at, ingested_at, event_id)), 1)")
+    assert cf.value_agg == (
+        "tupleElement(argMax(tuple(CASE WHEN op = 'd' THEN NULL ELSE "
+        "JSONExtract(payload, 'karma', 'Float64') END), "
+        "tuple(occurred_at, ingested_at, event_id)), 1)"
+    )
     assert cf.filter_expr == "op != 't'"
     assert cf.default_sql == "NULL"
 
 
 def test_set_attribute_keeps_last_live_image_per_row() -> None:
-    d = one("name: communities\nentity: {type: user, key: user_id}\n"
-            "source: cdc.app.memberships\nattribute: {column: community_id, mode: set}\n")
+    d = one(
+        "name: communities\nentity: {type: user, key: user_id}\n"
+        "source: cdc.app.memberships\nattribute: {column: community_id, mode: set}\n"
+    )
     cf = d.compiled(AVRO_SCHEMA, CATALOG)
     assert cf.kind is FeatureKind.ATTRIBUTE_SET
     (call,) = cf.aggregates
@@ -228,8 +290,9 @@ def test_sql_templates_window_edges_are_exact() -> None:
     lo = -(-(now - cf.window_ms) // b) * b
     hi = now // b * b
     assert f"(kind = 0 AND slot >= {lo} AND slot < {hi})" in text
-    assert (f"(slot >= {now - cf.window_ms} AND slot < {lo}) OR (slot >= {hi} AND "
-            f"slot < {now})") in text
+    assert (
+        f"(slot >= {now - cf.window_ms} AND slot < {lo}) OR (slot >= {hi} AND slot < {now})"
+    ) in text
     assert "['u\\'1']" in text  # keys quoted by clickhouse-connect's formatter
     assert "entity = 'x\\'y'" in sql.online_value_one(cf, objs, "x'y", now)
     view = sql.create_view(cf, objs, "b", 123)

@@ -78,13 +78,17 @@ class Rec:
 def registry(tmp_path: Path) -> Iterator[Registry]:
     reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}")
     meta = SubjectMetadata("t.json", owner="web", entity_key=["user"], event_time="ts")
-    reg.register("t.json", orjson.dumps(JSON_V1).decode(), SchemaType.JSON, principal=ADMIN,
-                 metadata=meta)
+    reg.register(
+        "t.json", orjson.dumps(JSON_V1).decode(), SchemaType.JSON, principal=ADMIN, metadata=meta
+    )
     for version in (CLICK_V1, CLICK_V2):
         reg.register("t.click", orjson.dumps(version).decode(), SchemaType.AVRO, principal=ADMIN)
     reg.register("t.rule", orjson.dumps(JSON_V1).decode(), SchemaType.JSON, principal=ADMIN)
     reg.register(
-        "t.rule", orjson.dumps(RULE_V2).decode(), SchemaType.JSON, principal=ADMIN,
+        "t.rule",
+        orjson.dumps(RULE_V2).decode(),
+        SchemaType.JSON,
+        principal=ADMIN,
         migration=[{"op": "rename", "from": "user", "to": "user_id"}],
     )
     reg.register("t.bad", orjson.dumps(CLICK_V1).decode(), SchemaType.AVRO, principal=ADMIN)
@@ -94,14 +98,28 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     reg.close()
 
 
-def record(registry: Registry, subject: str, version: int, payload: dict,
-           position: dict[str, str] | None = None, **kw: object) -> Rec:
+def record(
+    registry: Registry,
+    subject: str,
+    version: int,
+    payload: dict,
+    position: dict[str, str] | None = None,
+    **kw: object,
+) -> Rec:
     schema = registry.version(subject, version)
     env = Envelope(
-        event_id=f"e-{version}", subject=subject, schema_id=schema.id, schema_version=version,
-        entity_key="u1", occurred_at=1_700_000_000_123, ingested_at=1_700_000_001_000,
-        source=Source.CDC if position else Source.HTTP, producer="web", payload=payload,
-        op=CdcOp.UPDATE if position else None, position=position or {},
+        event_id=f"e-{version}",
+        subject=subject,
+        schema_id=schema.id,
+        schema_version=version,
+        entity_key="u1",
+        occurred_at=1_700_000_000_123,
+        ingested_at=1_700_000_001_000,
+        source=Source.CDC if position else Source.HTTP,
+        producer="web",
+        payload=payload,
+        op=CdcOp.UPDATE if position else None,
+        position=position or {},
     )
     return Rec("sg." + subject, frame(schema.id, schema.encode(payload)), env.headers(), **kw)  # type: ignore[arg-type]
 
@@ -126,7 +144,10 @@ def test_v1_and_v2_events_read_the_same_way(registry: Registry) -> None:
     assert first["entity_key"] == "u1" and first["source"] == "http" and first["op"] == ""
     assert first["occurred_at"] == 1_700_000_000_123 and first["ingested_at"] == 1_700_000_001_000
     assert (first["kafka_topic"], first["kafka_partition"], first["kafka_offset"]) == (
-        "sg.t.click", 2, 7)
+        "sg.t.click",
+        2,
+        7,
+    )
     assert first["schema_id"] == registry.version("t.click", 1).id
 
 
@@ -140,13 +161,20 @@ def test_migration_rule_upcasts_an_old_json_event(registry: Registry) -> None:
 
 
 def test_cdc_events_keep_their_source_position(registry: Registry) -> None:
-    cdc = record(registry, "t.json", 1, {"user": "u9", "ts": "x"},
-                 position={"lsn": "24023128", "txid": "771"})
+    cdc = record(
+        registry,
+        "t.json",
+        1,
+        {"user": "u9", "ts": "x"},
+        position={"lsn": "24023128", "txid": "771"},
+    )
     http = record(registry, "t.json", 1, {"user": "u9", "ts": "y"})
     rows, dead = decode(registry, cdc, http)
     assert dead == []
     assert [(r["source"], r["op"], r["source_lsn"], r["source_txid"]) for r in rows] == [
-        ("cdc", "u", 24023128, 771), ("http", "", None, None)]
+        ("cdc", "u", 24023128, 771),
+        ("http", "", None, None),
+    ]
 
 
 def test_json_payload_is_kept_as_sent(registry: Registry) -> None:

@@ -19,8 +19,18 @@ from sluicegate.errors import MigrationFailed
 from sluicegate.naming import GOVERNED_TOPIC_PATTERN, governed_topic_subscription
 
 TOPICS = [
-    "sg.rejected", "sg.rejected2", "sg.rejecte", "sg.r", "sg.reddit.upvote", "sg.x",
-    "sg.cdc.app.users", "sg.", "sg.rejectedx.y", "sgx.a", "other", "sg.Rejected",
+    "sg.rejected",
+    "sg.rejected2",
+    "sg.rejecte",
+    "sg.r",
+    "sg.reddit.upvote",
+    "sg.x",
+    "sg.cdc.app.users",
+    "sg.",
+    "sg.rejectedx.y",
+    "sgx.a",
+    "other",
+    "sg.Rejected",
 ]
 
 
@@ -44,9 +54,7 @@ def test_rows_split_by_month_partition() -> None:
         row[0], row[at] = f"e{i}", t
         cols.append(tuple(row))
     parts = cols.by_month()
-    assert [(month, list(c[0])) for month, c in parts] == [
-        (202401, ["e0", "e2"]), (202402, ["e1"])
-    ]
+    assert [(month, list(c[0])) for month, c in parts] == [(202401, ["e0", "e2"]), (202402, ["e1"])]
     single = EventColumns(rows=cols.rows[:1])
     ((month, columns),) = single.by_month()
     assert month == 202401 and [list(c) for c in columns] == [[v] for v in cols.rows[0]]
@@ -67,7 +75,9 @@ def test_shipped_migrations_are_numbered_and_split_into_statements() -> None:
     found = clickhouse_migrations()
     names = [m.name for m in found]
     assert names[:4] == [
-        "0001_events.sql", "0002_dead_letters.sql", "0003_materializer_batches.sql",
+        "0001_events.sql",
+        "0002_dead_letters.sql",
+        "0003_materializer_batches.sql",
         "0004_store.sql",
     ]
     assert names == sorted(names)
@@ -91,7 +101,16 @@ def test_badly_named_migration_file_is_refused(tmp_path: Path) -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(materializer.loader.__all__) == [
-        "ClickHouseSink", "DEAD_LETTER_COLUMNS", "EVENT_COLUMNS", "MAX_RESULT_ROWS",
-        "Materializer", "MaterializerConfig", "ReadOnlySql", "SqlResult", "group_id", "router",
-        "start_materializer", "store_id",
+        "ClickHouseSink",
+        "DEAD_LETTER_COLUMNS",
+        "EVENT_COLUMNS",
+        "MAX_RESULT_ROWS",
+        "Materializer",
+        "MaterializerConfig",
+        "ReadOnlySql",
+        "SqlResult",
+        "group_id",
+        "router",
+        "start_materializer",
+        "store_id",
     ]

@@ -155,8 +155,9 @@ def test_ownership(reg: Registry) -> None:
     assert reg.metadata("p").owner == "gamma"
     # a team may not register a subject in another team's name
     with pytest.raises(Forbidden, match=r"metadata\.owner"):
-        reg.register("q", V1, SchemaType.AVRO, principal=beta,
-                     metadata=SubjectMetadata("q", owner="alpha"))
+        reg.register(
+            "q", V1, SchemaType.AVRO, principal=beta, metadata=SubjectMetadata("q", owner="alpha")
+        )
     assert "q" not in reg.subjects()
     # a level set on an unregistered name claims nothing
     reg.set_subject_compatibility("r", Compatibility.NONE, principal=beta)

@@ -15,38 +15,75 @@ from materializer.training._spine import label_type
 from sluicegate.errors import BadRequest
 
 NAMES = AggregateNames(
-    {"count": True, "sum": True, "uniqExact": False, "quantile": False, "argMax": False,
-     "max": True},
+    {
+        "count": True,
+        "sum": True,
+        "uniqExact": False,
+        "quantile": False,
+        "argMax": False,
+        "max": True,
+    },
     ["If", "OrNull", "Distinct", "State", "Merge"],
 )
 
 
-def _spec(name: str, agg: str = "count()", window: int | None = None, etype: str = "user",
-          default: str = "0", flt: str = "1") -> FeatureSpec:
-    return FeatureSpec(name=name, version=1, entity_type=etype, subject="s.x",
-                       entity_expr="JSONExtractString(payload, 'user_id')", value_agg=agg,
-                       filter_expr=flt, window_ms=window, default_sql=default)
+def _spec(
+    name: str,
+    agg: str = "count()",
+    window: int | None = None,
+    etype: str = "user",
+    default: str = "0",
+    flt: str = "1",
+) -> FeatureSpec:
+    return FeatureSpec(
+        name=name,
+        version=1,
+        entity_type=etype,
+        subject="s.x",
+        entity_expr="JSONExtractString(payload, 'user_id')",
+        value_agg=agg,
+        filter_expr=flt,
+        window_ms=window,
+        default_sql=default,
+    )
 
 
 def test_public_api_is_pinned() -> None:
     assert training.__all__ == [
-        "FeatureSpec", "Observation", "ObservationsSpine", "SubjectSpine", "TrainingJob",
-        "TrainingReport", "append_observations", "load_spine_file", "read_spine_table",
-        "report_from_arrow", "report_path", "spine_summary", "training_set",
+        "FeatureSpec",
+        "Observation",
+        "ObservationsSpine",
+        "SubjectSpine",
+        "TrainingJob",
+        "TrainingReport",
+        "append_observations",
+        "load_spine_file",
+        "read_spine_table",
+        "report_from_arrow",
+        "report_path",
+        "spine_summary",
+        "training_set",
     ]
 
 
-@pytest.mark.parametrize(("expr", "want"), [
-    ("count()", "count() OVER w"),
-    ("sum(x) / count()", "sum(x) OVER w / count() OVER w"),
-    ("quantile(0.9)(x)", "quantile(0.9)(x) OVER w"),
-    ("uniqExactIf(a, b = 'sum(')", "uniqExactIf(a, b = 'sum(') OVER w"),
-    ("tupleElement(argMax(tuple(x), tuple(occurred_at, event_id)), 1)",
-     "tupleElement(argMax(tuple(x), tuple(occurred_at, event_id)) OVER w, 1)"),
-    ("sum(JSONExtract(payload, 'max(', 'Float64'))",
-     "sum(JSONExtract(payload, 'max(', 'Float64')) OVER w"),
-    ("`max`(1) + max (x)", "`max`(1) + max (x) OVER w"),
-])
+@pytest.mark.parametrize(
+    ("expr", "want"),
+    [
+        ("count()", "count() OVER w"),
+        ("sum(x) / count()", "sum(x) OVER w / count() OVER w"),
+        ("quantile(0.9)(x)", "quantile(0.9)(x) OVER w"),
+        ("uniqExactIf(a, b = 'sum(')", "uniqExactIf(a, b = 'sum(') OVER w"),
+        (
+            "tupleElement(argMax(tuple(x), tuple(occurred_at, event_id)), 1)",
+            "tupleElement(argMax(tuple(x), tuple(occurred_at, event_id)) OVER w, 1)",
+        ),
+        (
+            "sum(JSONExtract(payload, 'max(', 'Float64'))",
+            "sum(JSONExtract(payload, 'max(', 'Float64')) OVER w",
+        ),
+        ("`max`(1) + max (x)", "`max`(1) + max (x) OVER w"),
+    ],
+)
 def test_over_window_appends_to_every_aggregate_call(expr: str, want: str) -> None:
     assert over_window(expr, "w", NAMES) == want
 
@@ -58,36 +95,48 @@ def test_over_window_needs_an_aggregate() -> None:
         aggregate_calls("count(", NAMES)
 
 
-@pytest.mark.parametrize(("agg", "type_", "want"), [
-    ("count()", "UInt64", True),
-    ("countIf(x = 1)", "UInt64", True),
-    ("sum(JSONExtract(payload, 'n', 'Int64'))", "Int64", True),
-    ("sum(JSONExtract(payload, 'p', 'Float64'))", "Float64", False),
-    ("uniqExact(x)", "UInt64", False),
-    ("count() + 1", "UInt64", False),
-    ("count(DISTINCT x)", "UInt64", False),
-])
+@pytest.mark.parametrize(
+    ("agg", "type_", "want"),
+    [
+        ("count()", "UInt64", True),
+        ("countIf(x = 1)", "UInt64", True),
+        ("sum(JSONExtract(payload, 'n', 'Int64'))", "Int64", True),
+        ("sum(JSONExtract(payload, 'p', 'Float64'))", "Float64", False),
+        ("uniqExact(x)", "UInt64", False),
+        ("count() + 1", "UInt64", False),
+        ("count(DISTINCT x)", "UInt64", False),
+    ],
+)
 def test_running_differences_only_for_exact_totals(agg: str, type_: str, want: bool) -> None:
     assert tsql.is_invertible(_spec("f", agg, 3_600_000), type_, NAMES) is want
 
 
 def test_features_sharing_events_share_one_pass() -> None:
-    feats = [_spec("a"), _spec("b", "uniqExact(x)"), _spec("c", window=86_400_000),
-             _spec("d", "max(x)", 86_400_000, default="NULL"), _spec("e", etype="post"),
-             _spec("f", flt="x = 1")]
+    feats = [
+        _spec("a"),
+        _spec("b", "uniqExact(x)"),
+        _spec("c", window=86_400_000),
+        _spec("d", "max(x)", 86_400_000, default="NULL"),
+        _spec("e", etype="post"),
+        _spec("f", flt="x = 1"),
+    ]
     groups = tsql.plan_groups(feats, {"c": "UInt64"}, arrival_time=False)
-    assert [[f.name for f in g.features] for g in groups] == [["a", "b", "c"], ["d"], ["e"],
-                                                              ["f"]]
+    assert [[f.name for f in g.features] for g in groups] == [["a", "b", "c"], ["d"], ["e"], ["f"]]
     # arrival-time mode evaluates windowed totals directly (the cut is not a prefix)
     groups = tsql.plan_groups(feats, {"c": "UInt64"}, arrival_time=True)
     assert [[f.name for f in g.features] for g in groups][:2] == [["a", "b"], ["c", "d"]]
 
 
 def test_user_strings_are_quoted() -> None:
-    spine = ResolvedSpine(kind="observations", source="it's", entities={"user": "user"},
-                          labels=(LabelColumn("clicked", "cl'icked", "Nullable(Int64)"),))
-    text = tsql.training_set_sql(spine, [_spec("a")], database="sluicegate",
-                                 arrival_time=False, is_aggregate=NAMES)
+    spine = ResolvedSpine(
+        kind="observations",
+        source="it's",
+        entities={"user": "user"},
+        labels=(LabelColumn("clicked", "cl'icked", "Nullable(Int64)"),),
+    )
+    text = tsql.training_set_sql(
+        spine, [_spec("a")], database="sluicegate", arrival_time=False, is_aggregate=NAMES
+    )
     assert "spine = 'it\\'s'" in text
     assert "JSONExtract(labels, 'cl\\'icked', 'Nullable(Int64)') AS `clicked`" in text
     assert "s.observed_at > h.at" in text  # strictly before
@@ -103,12 +152,15 @@ def test_bad_names_and_clashes_are_refused() -> None:
         TrainingJob(None, spine, [_spec("user")], database="d")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("types", "want"), [
-    (["Int64"], "Nullable(Int64)"),
-    (["Int64", "Double"], "Nullable(Float64)"),
-    (["Bool", "Null"], "Nullable(Bool)"),
-    (["String", "Int64"], "Nullable(String)"),
-    ([], "Nullable(String)"),
-])
+@pytest.mark.parametrize(
+    ("types", "want"),
+    [
+        (["Int64"], "Nullable(Int64)"),
+        (["Int64", "Double"], "Nullable(Float64)"),
+        (["Bool", "Null"], "Nullable(Bool)"),
+        (["String", "Int64"], "Nullable(String)"),
+        ([], "Nullable(String)"),
+    ],
+)
 def test_label_types(types: list[str], want: str) -> None:
     assert label_type(types) == want
