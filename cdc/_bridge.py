@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from cdc._catalog import TableInfo, describe_table
 from cdc._config import COMMIT_TIME_FIELD, DatabaseConfig
@@ -33,7 +33,7 @@ from cdc._metrics import CdcMetrics
 from registry import Registry
 from sluicegate.envelope import CdcOp, Envelope, Source, entity_key_of, frame, ms_to_iso, now_ms
 from sluicegate.errors import SluicegateError
-from sluicegate.kafka import GovernedTopics, static_membership
+from sluicegate.kafka import GovernedTopics, create_topics, static_membership
 from sluicegate.naming import topic_for_subject
 
 __all__ = ["DatabaseBridge", "create_raw_topics", "event_id_of"]
@@ -57,19 +57,10 @@ def create_raw_topics(bootstrap: str, topics: list[str], *, timeout: float = 15.
     """Create the raw change topics with one partition each (a table's changes, truncates
     included, stay in commit order); existing topics are left as they are."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    futures = admin.create_topics(
-        [NewTopic(t, num_partitions=1, replication_factor=-1) for t in topics],
-        operation_timeout=timeout,
-        request_timeout=timeout,
-    )
-    for topic, fut in futures.items():
-        try:
-            fut.result(timeout)
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                continue
-            raise SluicegateError(f"cannot create raw topic {topic}: {exc}") from exc
+    try:
+        create_topics(admin, topics, 1, timeout)
+    except KafkaException as exc:
+        raise SluicegateError(f"cannot create raw topics {', '.join(topics)}: {exc}") from exc
 
 
 @dataclass

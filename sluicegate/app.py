@@ -84,6 +84,9 @@ def create_app(settings: Settings) -> FastAPI:
         if serves_store:
             app.state.clickhouse = connect(settings.clickhouse_url, settings.data_dir)
             apply_clickhouse_migrations(app.state.clickhouse)
+            # the functions caller SQL may call: one read of system.functions for the SQL
+            # runner and the feature definitions both
+            allowlist = load_allowlist(app.state.clickhouse)
             limits = query_limits(
                 settings.sql_max_execution_s, settings.sql_max_memory_bytes, MAX_RESULT_ROWS
             )
@@ -97,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
                     )
                     for _ in range(settings.sql_pool_size)
                 ],
-                load_allowlist(app.state.clickhouse),
+                allowlist,
                 max_execution_s=settings.sql_max_execution_s,
             )
             loader = start_materializer(
@@ -112,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
                 connect(settings.clickhouse_url, settings.data_dir),
                 [connect(settings.clickhouse_url, settings.data_dir) for _ in range(2)],
                 app.state.registry,
+                functions=allowlist,
             )
             views = SubjectViews(
                 connect(settings.clickhouse_url, settings.data_dir),

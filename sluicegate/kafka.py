@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["GovernedTopics", "member_of", "static_membership"]
+__all__ = ["GovernedTopics", "create_topics", "member_of", "static_membership"]
 
 
 def member_of(data_dir: Path) -> str:
@@ -35,6 +35,25 @@ def static_membership(
         return {}
     topics = hashlib.sha256("\n".join(sorted(subscription)).encode()).hexdigest()[:8]
     return {"group.instance.id": f"{group}-{member}-{topics}"}
+
+
+def create_topics(
+    admin: AdminClient, topics: Iterable[str], partitions: int, timeout: float
+) -> None:
+    """Create ``topics`` with ``partitions`` partitions each; a topic that exists already
+    is left as it is. Raises KafkaException for any other refusal, and on a timeout."""
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in topics],
+        operation_timeout=timeout,
+        request_timeout=timeout,
+    )
+    for future in futures.values():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                raise
 
 
 class GovernedTopics:
@@ -60,21 +79,9 @@ class GovernedTopics:
                 return
             if self._admin is None:
                 self._admin = AdminClient({"bootstrap.servers": self._bootstrap, "log_level": 0})
-            future = self._admin.create_topics(
-                [NewTopic(topic, num_partitions=self._partitions, replication_factor=-1)],
-                operation_timeout=timeout,
-                request_timeout=timeout,
-            )[topic]
             try:
-                future.result(timeout)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else None
-                if not (
-                    isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS
-                ):
-                    self._quiet_until = time.monotonic() + 30  # tried again later
-                    return
-            except Exception:  # a timeout: the broker is away; try again later
+                create_topics(self._admin, [topic], self._partitions, timeout)
+            except Exception:  # refused or timed out: the broker is away; try again later
                 self._quiet_until = time.monotonic() + 30
                 return
             self._known.add(topic)

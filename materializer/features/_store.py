@@ -87,7 +87,10 @@ class FeatureStore:
         *,
         start_delay_ms: int = 2000,
         inflight_margin_ms: int = 1000,
+        functions: FunctionAllowlist | None = None,
     ) -> None:
+        """``functions``: the allowlist definitions are checked against (loaded from the
+        store when first needed if not given)."""
         self._client = client
         self._readers: queue.Queue[Client] = queue.Queue()
         for r in readers or [client]:
@@ -95,7 +98,7 @@ class FeatureStore:
         self._registry = registry
         self._catalog = Catalog(client)
         self._lock = threading.RLock()
-        self._functions: FunctionAllowlist | None = None
+        self._functions = functions
         self._compiled: dict[tuple[str, int], CompiledFeature] = {}
         self._start_delay_ms = start_delay_ms
         self._margin_ms = inflight_margin_ms

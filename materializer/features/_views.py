@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from materializer.features._fields import schema_fields
 from materializer.features._upcast import field_reader
+from materializer.loader import EVENT_COLUMNS
 from sluicegate.errors import SluicegateError
 from sluicegate.sqlgate import DIALECT
 
@@ -28,18 +29,13 @@ __all__ = ["SubjectViews", "view_name", "view_sql"]
 
 log = logging.getLogger("sluicegate.features.views")
 
-ENVELOPE = (
-    "event_id",
-    "entity_key",
-    "occurred_at",
-    "ingested_at",
-    "source",
-    "producer",
-    "op",
-    "source_lsn",
-    "source_txid",
-    "schema_version",
-    "payload_version",
+# the columns of `events` a view shows beside the fields: not the subject (the view is
+# one subject's), nor the stored payload and where it was read from
+ENVELOPE = tuple(
+    c
+    for c in EVENT_COLUMNS
+    if c
+    not in ("subject", "schema_id", "payload", "kafka_topic", "kafka_partition", "kafka_offset")
 )
 
 
