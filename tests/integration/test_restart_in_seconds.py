@@ -16,9 +16,10 @@ import httpx
 import pytest
 from cdc_helpers import CdcHarness, server_starter
 
-# The promise is 5 s; the bound leaves room for a loaded CI machine. The measured figures
-# are printed (pytest -s) and reported with the benchmarks.
-BOUND_S = 15.0
+# The promise: 5 s. Without static membership a restarted consumer waits out the dead
+# member's 10 s session (6-7 s after the restart here), so the bound is the promise
+# itself. The measured figures are printed (pytest -s).
+BOUND_S = 5.0
 
 SCHEMA = '{"type": "object", "properties": {"user_id": {"type": "string"}}}'
 
