@@ -6,8 +6,9 @@ Delivery: a batch's raw offsets are committed only after Kafka acknowledged ever
 governed record of the batch; on any failure the batch is replayed (event ids are derived
 from the change, so a replay writes the same events again, which the materializer
 collapses). A table whose schema change is refused is *held*: its partition is paused at
-the refused row and nothing after it is committed, so a restart or the owner's fix
-replays from exactly there.
+the refused row and nothing after it is committed; the held offset is committed with the
+reason as its metadata, so a restarted bridge reports the hold from its first second and
+replays from exactly there, as the owner's fix does.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ log = logging.getLogger("sluicegate.cdc")
 _EVENT_NS = uuid.UUID("5b0e7a52-3f1c-4d8e-9a57-6c1f2b8d4e31")
 BATCH = 2000
 ACK_TIMEOUT_S = 30.0
+# the broker keeps up to offset.metadata.max.bytes (4096 by default) per committed offset
+_NOTE_CHARS = 2000
 
 
 def event_id_of(subject: str, op: str, lsn: Any, entity_key: str, row_bytes: bytes | None) -> str:
@@ -51,6 +54,23 @@ def event_id_of(subject: str, op: str, lsn: Any, entity_key: str, row_bytes: byt
     content is part of the id too."""
     digest = hashlib.blake2b(row_bytes, digest_size=8).hexdigest() if row_bytes else ""
     return str(uuid.uuid5(_EVENT_NS, f"{subject}|{op}|{lsn}|{entity_key}|{digest}"))
+
+
+def hold_note(since: float, error: str) -> str:
+    """The commit metadata of a held table's offset: why and since when it is held, so
+    that a restarted bridge reports the hold before it reaches the held change again."""
+    return orjson.dumps({"held_since": since, "error": error[:_NOTE_CHARS]}).decode()
+
+
+def read_hold_note(metadata: str | None) -> tuple[float, str] | None:
+    """The hold a committed offset's metadata records, if any."""
+    if not metadata:
+        return None
+    try:
+        note = orjson.loads(metadata)
+        return float(note["held_since"]), str(note["error"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def create_raw_topics(bootstrap: str, topics: list[str], *, timeout: float = 15.0) -> None:
@@ -199,11 +219,13 @@ class DatabaseBridge:
             )
             tables.append(st)
         stopped = any(t["state"] == "stopped" for t in tables)
+        starting = any(t["state"] == "starting" for t in tables)
+        state = "degraded" if stopped else "starting" if starting else "running"
         return {
             "name": self.cfg.name,
             "team": self.cfg.team,
             "connector": self.cfg.connector_name,
-            "bridge": "error" if self.error else ("degraded" if stopped else "running"),
+            "bridge": "error" if self.error else state,
             "error": self.error,
             "catalog_error": self.catalog_error,
             "tables": tables,
@@ -292,6 +314,7 @@ class DatabaseBridge:
             }
         )
         self._held.clear()
+        self._remember_holds(consumer, topics)
 
         def on_revoke(_: Consumer, partitions: list[TopicPartition]) -> None:
             for p in partitions:
@@ -312,6 +335,20 @@ class DatabaseBridge:
             consumer.close()
             producer.flush(5)
 
+    def _remember_holds(self, consumer: Consumer, topics: list[str]) -> None:
+        """Show the holds an earlier process committed (raw topics have one partition)."""
+        try:
+            committed = consumer.committed([TopicPartition(t, 0) for t in topics], timeout=10)
+        except KafkaException as exc:
+            log.warning("cdc %s: committed offsets not read: %s", self.cfg.name, exc)
+            committed = []
+        for tp in committed:
+            gov = self.governors.get(tp.topic)
+            if gov is not None and not gov.held:
+                gov.remembered = read_hold_note(tp.metadata)
+        for gov in self.governors.values():
+            gov.started = True
+
     def _release(self, consumer: Consumer) -> None:
         for (topic, partition), offset in list(self._held.items()):
             if self.governors[topic].try_release():
@@ -329,6 +366,7 @@ class DatabaseBridge:
 
     def _process(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
         upto: dict[tuple[str, int], int] = {}
+        held: dict[tuple[str, int], int] = {}
         out: list[_Outbound] = []
         self._batch_ms = now_ms()  # the batch's ingestion time
         for msg in messages:
@@ -348,12 +386,15 @@ class DatabaseBridge:
                 if gov.held:
                     raise TableHeld(gov.error)
                 record = self._translate(gov, msg, topic)
+                gov.remembered = None
             except TableHeld:
                 self._hold(consumer, topic, partition, offset)
+                held[tp] = offset
                 continue
             except _Undecodable as exc:
                 gov.hold_undecodable(f"undecodable change at {topic}[{partition}]@{offset}: {exc}")
                 self._hold(consumer, topic, partition, offset)
+                held[tp] = offset
                 continue
             if record is not None:
                 out.append(record)
@@ -364,10 +405,15 @@ class DatabaseBridge:
                 # nothing of this batch is committed: the restarted consumer replays it from
                 # the committed offsets, with the same event ids
                 raise SluicegateError(f"governed produce not acknowledged: {self._ack_error}")
-        if upto:  # only now: every governed record of the batch is acknowledged
-            consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in upto.items()], asynchronous=True
-            )
+        # only now: every governed record of the batch is acknowledged; a partition held
+        # in this batch commits its held offset with the reason
+        offsets = [TopicPartition(t, p, o) for (t, p), o in upto.items() if (t, p) not in held]
+        for (t, p), o in held.items():
+            gov = self.governors[t]
+            note = hold_note(gov.held_since or time.time(), gov.error or "held")
+            offsets.append(TopicPartition(t, p, o, note))
+        if offsets:
+            consumer.commit(offsets=offsets, asynchronous=True)
         self._account(out)
 
     def _produce(self, out: list[_Outbound], producer: Producer) -> None:

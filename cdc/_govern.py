@@ -131,6 +131,10 @@ class TableGovernor:
         self._held_shape: Shape | None = None
         self._next_retry = 0.0
         self._stuck = False  # held on a record no schema change can explain
+        # a hold recorded in Kafka by an earlier process, shown until this one reads the
+        # table's next change (and holds it again or goes on)
+        self.remembered: tuple[float, str] | None = None
+        self.started = False  # the committed offsets (and any hold they record) were read
         self.versions_registered = 0
 
     # ------------------------------------------------------------------ state
@@ -140,12 +144,17 @@ class TableGovernor:
 
     def status(self) -> dict[str, Any]:
         current = self._current.schema if self._current else None
+        since, error = self.held_since, self.error
+        if not self.held and self.remembered is not None:
+            since, error = self.remembered
         return {
             "table": self.table.name,
             "subject": self.subject,
-            "state": "stopped" if self.held else "running",
-            "error": self.error,
-            "held_since": self.held_since,
+            "state": (
+                "stopped" if since is not None else "running" if self.started else "starting"
+            ),
+            "error": error,
+            "held_since": since,
             "policy": self.policy.value,
             "schema_version": current.version if current else None,
             "schema_id": current.id if current else None,
@@ -326,7 +335,7 @@ class TableGovernor:
         if error != self.error:
             log.warning("cdc %s stopped: %s", self.table.name, error)
         if not self.held:
-            self.held_since = time.time()
+            self.held_since = self._since()
         self.error = error
         self.pending_schema = schema
         self._held_row = row
@@ -334,12 +343,18 @@ class TableGovernor:
         self._next_retry = time.monotonic() + RETRY_INTERVAL_S
         return TableHeld(error)
 
+    def _since(self) -> float:
+        """When the hold began: an earlier process's hold of the same row goes on."""
+        since = self.remembered[0] if self.remembered is not None else time.time()
+        self.remembered = None
+        return since
+
     def hold_undecodable(self, error: str) -> None:
         """Hold the table on a record that is not a Debezium change event: it is never
         skipped by itself (an operator moves the consumer group past it)."""
         if not self.held:
             log.error("cdc %s stopped: %s", self.table.name, error)
-            self.held_since = time.time()
+            self.held_since = self._since()
         self.error = error
         self._stuck = True
 

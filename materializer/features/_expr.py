@@ -27,6 +27,7 @@ from sluicegate.errors import InvalidDefinition
 from sluicegate.sqlgate import FunctionAllowlist, SqlNotAllowed, check_expression
 
 __all__ = [
+    "ORDER_COLUMNS_SQL",
     "ORDER_KEY_SQL",
     "AggregateCall",
     "CompiledExpression",
@@ -35,8 +36,10 @@ __all__ = [
 ]
 
 DIALECT = "clickhouse"
-# The deterministic order of events (DESIGN.md section 4): time, then arrival, then id.
-ORDER_KEY_SQL = "tuple(occurred_at, ingested_at, event_id)"
+# The deterministic order of events: time, then arrival, then the source position (a CDC
+# change's LSN; 0 for HTTP events), then id.
+ORDER_COLUMNS_SQL = "occurred_at, ingested_at, ifNull(source_lsn, 0), event_id"
+ORDER_KEY_SQL = f"tuple({ORDER_COLUMNS_SQL})"
 
 # Aggregates that need numbers (checked on fields named directly as their first argument).
 _NUMERIC_AGGREGATES = {
@@ -69,7 +72,7 @@ _NUMERIC_AGGREGATES = {
     "quantileDeterministic",
     "medianExact",
 }
-# Aggregates whose empty result is 0 (DESIGN.md section 4: count-like default).
+# Aggregates whose empty result is 0 (the documented count-like default).
 _COUNT_LIKE = re.compile(r"^(count|uniq|sum)", re.IGNORECASE)
 _PLACEHOLDER = "__sg_agg_{}__"
 
@@ -200,7 +203,7 @@ def _is_aggregate(node: exp.Expr, catalog: FunctionAllowlist | None) -> bool:
 
 def _sugar(tree: exp.Expr) -> exp.Expr:
     """``first(x)``/``last(x)`` -> deterministic argMin/argMax over the event order (ties by
-    ingested_at, then event_id, as DESIGN.md section 4 promises); ``count(DISTINCT x)`` ->
+    ingested_at, then source position, then event_id); ``count(DISTINCT x)`` ->
     ``uniqExact(x)`` (the state form needs the real function name)."""
 
     def swap(node: exp.Expr) -> exp.Expr:

@@ -22,6 +22,8 @@ ENVELOPE_COLUMNS: dict[str, str] = {
     "event_id": "String",
     "entity_key": "String",
     "op": "String",
+    "source_lsn": "Nullable(UInt64)",
+    "source_txid": "Nullable(UInt64)",
     "source": "String",
     "producer": "String",
 }

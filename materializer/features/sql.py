@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.binding import format_query_value, quote_identifier
 
-from materializer.features._expr import _PLACEHOLDER, ORDER_KEY_SQL, AggregateCall
+from materializer.features._expr import (
+    _PLACEHOLDER,
+    ORDER_COLUMNS_SQL,
+    ORDER_KEY_SQL,
+    AggregateCall,
+)
 
 if TYPE_CHECKING:
     from materializer.features.definition import CompiledFeature
@@ -69,13 +74,13 @@ def set_aggregate(value_sql: str, filter_sql: str) -> tuple[AggregateCall, str]:
     call = AggregateCall(
         "groupArray",
         None,
-        f"tuple(entity_key, occurred_at, ingested_at, event_id, {value_sql}, "
+        f"tuple(entity_key, {ORDER_COLUMNS_SQL}, {value_sql}, "
         f"toUInt8(op != 'd' AND ({filter_sql})))",
     )
     rows = f"arraySort({PLACEHOLDER0})"
     template = (
-        "arraySort(arrayDistinct(arrayMap(r -> tupleElement(r, 5), "
-        "arrayFilter((r, next_key) -> tupleElement(r, 6) = 1 AND tupleElement(r, 1) != next_key, "
+        "arraySort(arrayDistinct(arrayMap(r -> tupleElement(r, 6), "
+        "arrayFilter((r, next_key) -> tupleElement(r, 7) = 1 AND tupleElement(r, 1) != next_key, "
         f"{rows}, arrayPushBack(arrayPopFront(arrayMap(r -> tupleElement(r, 1), {rows})), '')"
         "))))"
     )

@@ -54,7 +54,7 @@ def training_set(
         specs = feature_specs(client, registry, names)
     return TrainingJob(
         client,
-        resolve_spine(client, spine, database),
+        resolve_spine(client, spine, database, registry),
         specs,
         database=database,
         arrival_time=arrival_time,

@@ -18,6 +18,10 @@ class SchemaSource(Protocol):
 
     def latest(self, subject: str) -> Any: ...
 
+    def version(self, subject: str, version: int, *, deleted: bool = False) -> Any: ...
+
+    def read_plan(self, subject: str, version: int | None = None) -> Any: ...
+
 
 def spec_from_compiled(compiled: Any, *, aggregation: str = "") -> FeatureSpec:
     """A :class:`FeatureSpec` from a ``CompiledFeature`` (materializer.features)."""

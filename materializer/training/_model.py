@@ -155,6 +155,9 @@ class ResolvedSpine:
     labels: tuple[LabelColumn, ...] = ()
     start: str | None = None
     end: str | None = None
+    # subject spine: payload paths that events of older versions read other than as
+    # stored -> the SQL reading them as the latest version (typed)
+    upcast: dict[str, str] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from materializer.features._fields import schema_fields
+from materializer.features._upcast import field_reader
 from materializer.training import sql
+from materializer.training._features import SchemaSource
 from materializer.training._model import (
     LabelColumn,
     ObservationsSpine,
@@ -40,13 +43,17 @@ def label_type(json_types: list[str]) -> str:
 
 
 def resolve_spine(
-    client: Client, spine: ObservationsSpine | SubjectSpine, database: str
+    client: Client,
+    spine: ObservationsSpine | SubjectSpine,
+    database: str,
+    registry: SchemaSource | None = None,
 ) -> ResolvedSpine:
-    """Look up what SQL generation needs to know about ``spine``."""
+    """Look up what SQL generation needs to know about ``spine``. With ``registry``, a
+    subject spine reads its entity and label fields as the subject's latest version."""
     try:
         if isinstance(spine, ObservationsSpine):
             return _resolve_observations(client, spine, database)
-        return _resolve_subject(client, spine, database)
+        return _resolve_subject(client, spine, database, registry)
     except ClickHouseError as exc:
         raise StoreUnavailable(f"ClickHouse: {exc}") from exc
 
@@ -78,13 +85,45 @@ def _resolve_observations(client: Client, spine: ObservationsSpine, database: st
     )
 
 
-def _resolve_subject(client: Client, spine: SubjectSpine, database: str) -> ResolvedSpine:
+# the label type of a latest-version field read through the read plan
+_FIELD_LABEL_TYPES = {"Int64": "Nullable(Int64)", "Float64": "Nullable(Float64)"}
+_FIELD_LABEL_TYPES |= {"Bool": "Nullable(Bool)", "String": "Nullable(String)"}
+
+
+def _upcast_reads(registry: SchemaSource, subject: str, paths: list[str]) -> dict[str, str]:
+    """The latest-version SQL of those ``paths`` that older versions' events read other
+    than as stored (a renamed field, a default, a derived value)."""
+    try:
+        latest = registry.latest(subject)
+    except ResourceNotFound:
+        return {}
+    fields = schema_fields(str(latest.schema_type), latest.schema)
+    reader = field_reader(registry, subject)
+    return {
+        path: reader.sql(path, fields[path], what=f"spine field {path}")
+        for path in paths
+        if path in fields and reader.upcasts(path)
+    }
+
+
+def _upcast_label_type(registry: SchemaSource, subject: str, path: str) -> str:
+    latest = registry.latest(subject)
+    ftype = schema_fields(str(latest.schema_type), latest.schema)[path]
+    return _FIELD_LABEL_TYPES.get(ftype.base, "Nullable(String)")
+
+
+def _resolve_subject(
+    client: Client, spine: SubjectSpine, database: str, registry: SchemaSource | None
+) -> ResolvedSpine:
+    paths = [*spine.entities.values(), *spine.labels.values()]
+    upcast = _upcast_reads(registry, spine.subject, paths) if registry is not None else {}
     resolved = ResolvedSpine(
         kind="subject",
         source=spine.subject,
         entities=dict(spine.entities),
         start=spine.start,
         end=spine.end,
+        upcast=upcast,
     )
     count = client.query(
         f"SELECT count() FROM `{database}`.`events` WHERE subject = {{s:String}}",
@@ -94,19 +133,30 @@ def _resolve_subject(client: Client, spine: SubjectSpine, database: str) -> Reso
         raise ResourceNotFound(f"spine subject {spine.subject!r} has no events")
     if not spine.labels:
         return resolved
-    paths = list(spine.labels.values())
+    stored = [p for p in spine.labels.values() if p not in upcast]
     types = {
         str(key): list(kinds)
-        for key, kinds in client.query(sql.label_types_sql(resolved, database, paths)).result_rows
+        for key, kinds in (
+            client.query(sql.label_types_sql(resolved, database, stored)).result_rows
+            if stored
+            else []
+        )
     }
     return ResolvedSpine(
         kind="subject",
         source=spine.subject,
         entities=resolved.entities,
         labels=tuple(
-            LabelColumn(name, path, label_type(types.get(path, [])))
+            LabelColumn(
+                name,
+                path,
+                _upcast_label_type(registry, spine.subject, path)
+                if registry is not None and path in upcast
+                else label_type(types.get(path, [])),
+            )
             for name, path in spine.labels.items()
         ),
+        upcast=upcast,
         start=spine.start,
         end=spine.end,
     )

@@ -8,7 +8,8 @@ same tables. Its shape, one named CTE per step:
     the label columns.
 ``f_<feature>`` (lifetime features)
     ``f_<feature>__running``: the feature's aggregate evaluated as a running window
-    function over the entity's events in (occurred_at, ingested_at, event_id) order;
+    function over the entity's events in (occurred_at, ingested_at, source position, event_id)
+    order;
     ``f_<feature>__history``: one row per entity and time, the value once every event at
     that time is in; ``f_<feature>``: ``ASOF LEFT JOIN`` of the spine to the last history
     row strictly before ``observed_at``. Linear in events + spine rows, whatever the
@@ -36,11 +37,13 @@ from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.binding import format_str, quote_identifier
 
+from materializer.features._expr import ORDER_COLUMNS_SQL
 from materializer.training._expr import aggregate_calls, over_window
 from materializer.training._model import (
     OBSERVATION_ID,
     OBSERVED_AT,
     FeatureSpec,
+    LabelColumn,
     ResolvedSpine,
     check_identifier,
 )
@@ -151,6 +154,25 @@ def _label_expr(column: str, path: str, ch_type: str) -> str:
     return f"JSONExtract({args}, {literal(ch_type)})"
 
 
+def _subject_key(spine: ResolvedSpine, path: str) -> str:
+    """An entity key of a subject spine's event: a field read as the latest version gives
+    its text (NULL stays NULL); a stored one is read from the JSON payload."""
+    if path in spine.upcast:
+        return f"toString({spine.upcast[path]})"
+    return json_key_expr("payload", path)
+
+
+def _subject_label(spine: ResolvedSpine, lbl: LabelColumn) -> str:
+    """A label of a subject spine's event, as the label's type; a field read as the latest
+    version that is no string (an array) comes as JSON text."""
+    value = spine.upcast.get(lbl.source)
+    if value is None:
+        return _label_expr("payload", lbl.source, lbl.type)
+    if lbl.type == "Nullable(String)":
+        return f"if(toTypeName({value}) LIKE '%String%', toString({value}), toJSONString({value}))"
+    return f"CAST({value} AS {lbl.type})"
+
+
 def _spine_cte(spine: ResolvedSpine, database: str) -> str:
     lines: list[str] = []
     if spine.kind == "observations":
@@ -172,14 +194,8 @@ def _spine_cte(spine: ResolvedSpine, database: str) -> str:
             f"-- the rows to label: every event of subject {spine.source!r}, at its occurred_at"
         )
         cols = [f"event_id AS {OBSERVATION_ID}", f"occurred_at AS {OBSERVED_AT}"]
-        cols += [
-            f"{json_key_expr('payload', path)} AS {ident(etype)}"
-            for etype, path in spine.entities.items()
-        ]
-        cols += [
-            f"{_label_expr('payload', lbl.source, lbl.type)} AS {ident(lbl.name)}"
-            for lbl in spine.labels
-        ]
+        cols += [f"{_subject_key(spine, path)} AS {ident(e)}" for e, path in spine.entities.items()]
+        cols += [f"{_subject_label(spine, lbl)} AS {ident(lbl.name)}" for lbl in spine.labels]
         source = f"{_table(database, 'events')} FINAL"
         where = [f"subject = {literal(spine.source)}"]
     time_col = "observed_at" if spine.kind == "observations" else "occurred_at"
@@ -298,11 +314,11 @@ def _running_ctes(g: _Group, database: str, arrival_time: bool, is_aggregate: Is
     ]
     if arrival_time:
         at = "greatest(occurred_at, ingested_at)"
-        order = f"{at}, occurred_at, ingested_at, event_id"
+        order = f"{at}, {ORDER_COLUMNS_SQL}"
         cols = [
             f"{g.entity_expr} AS entity",
             f"{at} AS at",
-            "occurred_at, ingested_at, event_id",
+            "occurred_at, ingested_at, source_lsn, event_id",
             *values,
             "max(occurred_at) OVER running AS r_last_occurred",
             "max(ingested_at) OVER running AS r_last_ingested",
@@ -310,8 +326,13 @@ def _running_ctes(g: _Group, database: str, arrival_time: bool, is_aggregate: Is
         lineage = ["r_last_occurred AS last_occurred_at", "r_last_ingested AS last_ingested_at"]
         cut = "the values once every event known (occurred and ingested) by then is in"
     else:
-        order = "occurred_at, ingested_at, event_id"
-        cols = [f"{g.entity_expr} AS entity", "occurred_at AS at", "ingested_at, event_id", *values]
+        order = ORDER_COLUMNS_SQL
+        cols = [
+            f"{g.entity_expr} AS entity",
+            "occurred_at AS at",
+            "ingested_at, source_lsn, event_id",
+            *values,
+        ]
         lineage = ["at AS last_occurred_at"]
         cut = "the values once every event at that time is in"
     cols.append(
@@ -468,8 +489,8 @@ def training_set_sql(
         "-- before observed_at.",
         f"-- Mode: {mode};",
         "-- windowed features also need occurred_at >= observed_at - window. Ties on",
-        "-- occurred_at are taken in (ingested_at, event_id) order. No qualifying event:",
-        "-- 0 for count-like features, NULL for value-like ones.",
+        "-- occurred_at are taken in (ingested_at, source LSN, event_id) order. No",
+        "-- qualifying event: 0 for count-like features, NULL for value-like ones.",
         f"-- Features: {', '.join(f.label for f in features)}",
     ]
     groups = plan_groups(features, differences or {}, arrival_time)

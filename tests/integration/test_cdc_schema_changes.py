@@ -5,6 +5,7 @@ the held rows flow on."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,18 @@ def test_refused_change_stops_the_table_until_the_level_is_relaxed(cdc: CdcHarne
     assert f"public.{table} -> cdc.{cdc.name}.{table} (v1): stopped" in status.stdout
     assert "error: incompatible change refused (FORWARD)" in status.stdout
     assert "held at cdcraw." in status.stdout
+
+    # a restarted server reports the hold from its first answer, before it re-reads the row
+    cdc.stop_server()
+    cdc.start()
+    states = []
+    deadline = time.monotonic() + 10
+    while not states or states[-1]["state"] == "starting":
+        assert time.monotonic() < deadline, f"still starting after 10 s: {states[-1:]}"
+        states.append(cdc.table_status(table))
+    assert {s["state"] for s in states} <= {"starting", "stopped"}, states
+    assert states[-1]["held_since"] == st["held_since"]
+    assert "incompatible change refused (FORWARD)" in states[-1]["error"]
 
     # nothing after the refused row was written, and nothing was skipped
     reader.poll(2)

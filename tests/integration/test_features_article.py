@@ -396,3 +396,26 @@ def test_communities_from_a_captured_postgres_table(cdc: Any) -> None:
             lambda b: [r["features"]["user_communities"] for r in b["results"]] == want,
         )["results"]
         assert [r["features"]["user_communities"] for r in got] == want
+
+        # one transaction updating a row twelve times: the changes share their commit
+        # time (and usually their ingestion batch); the LSN puts them in commit order
+        apply(
+            http,
+            {
+                "name": "user_last_community",
+                "entity": {"type": "user", "key": "user_id"},
+                "source": subject,
+                "aggregation": "last(community_id)",
+            },
+        )
+        updates = "; ".join(
+            f"UPDATE {table} SET community_id = {40 + i} WHERE id = 3" for i in range(12)
+        )
+        cdc.sql(f"BEGIN; {updates}; COMMIT")
+        wait_loaded(http, subject, 18)
+        names = ["user_communities", "user_last_community"]
+        want_bob = {"user_communities": [30, 51], "user_last_community": 51}
+        got = read_until(
+            http, "user", ["bob"], names, lambda b: b["results"][0]["features"] == want_bob
+        )["results"]
+        assert got[0]["features"] == want_bob

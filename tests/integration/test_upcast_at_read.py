@@ -167,12 +167,16 @@ def test_features_and_training_sets_read_every_event_as_the_latest_version(
 
             # the brute force: every event as the registry upcasts it
             expected: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(names, 0))
+            upcast_rows = []
             for version, event in written:
                 r = http.post(
                     f"/v1/subjects/{subject}/upcast", json={"version": version, "payload": event}
                 )
                 assert r.status_code == 200, r.text
                 payload = r.json()["payload"]
+                upcast_rows.append(
+                    (payload["user_id"], payload["value"], payload["channel"], payload["big"])
+                )
                 row = expected[payload["user_id"]]
                 row[names[0]] += payload.get("channel") == "web"
                 row[names[1]] += payload["value"]
@@ -202,6 +206,23 @@ def test_features_and_training_sets_read_every_event_as_the_latest_version(
                 rows = pq.read_table(io.BytesIO(r.content)).to_pylist()
                 training = {row["observation_id"]: {n: row[n] for n in names} for row in rows}
                 assert training == {u: expected[u] for u in USERS}, arrival_time
+
+            # a subject spine: every event a row, its labels read as version 3 too
+            r = http.post(
+                "/v1/training-sets",
+                json={
+                    "spine": {
+                        "subject": subject,
+                        "entities": {"user": "user_id"},
+                        "labels": {"value": "value", "channel": "channel", "big": "big"},
+                    },
+                    "features": [names[0]],
+                },
+            )
+            assert r.status_code == 200, r.text
+            rows = pq.read_table(io.BytesIO(r.content)).to_pylist()
+            got_rows = sorted((r["user"], r["value"], r["channel"], r["big"]) for r in rows)
+            assert got_rows == sorted(upcast_rows)
 
             # the SQL surface: the subject's view shows every event as version 3
             view = view_name(subject)

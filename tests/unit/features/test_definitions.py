@@ -163,7 +163,7 @@ def test_value_like_defaults_to_null_and_splits_aggregates() -> None:
     )
     assert cf.default_sql == "NULL"
     assert [a.name for a in cf.aggregates] == ["countIf", "count", "argMax"]
-    assert "tuple(occurred_at, ingested_at, event_id)" in cf.value_agg
+    assert "tuple(occurred_at, ingested_at, ifNull(source_lsn, 0), event_id)" in cf.value_agg
     rebuilt = sql.final_value(cf)
     assert rebuilt == ("countIfMerge(s0) / countMerge(s1) + tupleElement(argMaxMerge(s2), 1)")
     assert sql.final_value(cf, "c").startswith("countIfMergeIf(s0, c) / countMergeIf(s1, c)")
@@ -252,7 +252,7 @@ def test_value_attribute_is_last_row_image_with_deletes() -> None:
     assert cf.value_agg == (
         "tupleElement(argMax(tuple(CASE WHEN op = 'd' THEN NULL ELSE "
         "JSONExtract(payload, 'karma', 'Float64') END), "
-        "tuple(occurred_at, ingested_at, event_id)), 1)"
+        "tuple(occurred_at, ingested_at, ifNull(source_lsn, 0), event_id)), 1)"
     )
     assert cf.filter_expr == "op != 't'"
     assert cf.default_sql == "NULL"
