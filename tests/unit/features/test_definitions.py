@@ -49,6 +49,7 @@ CATALOG = FunctionAllowlist(
             "length",
             "tupleElement",
             "tuple",
+            "ifNull",
             "if",
             "JSONExtract",
             "arraySort",
