@@ -1,5 +1,7 @@
 """Online feature read latency on a store of 1,000,000 entities, and freshness from
-gateway accept to online visibility.
+gateway accept to online visibility. Every figure is printed beside the floor measured in
+the same run: one point read of one key of one table (`SELECT count() ... WHERE entity =`)
+through the same client.
 
     .venv/bin/python bench/features.py [--entities 1000000] [--events 3000000]
                                         [--reads 2000] [--no-http] [--no-freshness]
@@ -11,9 +13,11 @@ gateway accept to online visibility.
    and 7d, sum over 30d, avg, last value, countIf) through the FeatureStore: the real
    validation, DDL and backfill (its time is reported too).
 3. Latency, in-process (FeatureStore.read: SQL generation + one chDB query + decoding):
-   one entity x 10 features, and a batch of 100 random keys x 10 features.
-4. Latency over HTTP: the same store served by a real `sluicegate serve` (GET one entity,
-   POST a batch of 100), measured with httpx keep-alive.
+   the floor, one entity x 10 features, and a batch of 100 random keys x 10 features;
+   CPU time per read (this process: Python and chDB).
+4. Latency over HTTP: the same store served by a real `sluicegate serve` (the floor as
+   `POST /v1/sql`, GET one entity, POST a batch of 100), measured with httpx keep-alive;
+   then four concurrent clients (reads/s, p99) and the server's CPU time per read.
 5. Freshness: a fresh `sluicegate serve` with the local Kafka: post an event through the
    gateway, poll the online feature until it counts it; p50/p99 over --fresh-events.
 """
@@ -29,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +46,7 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 
 from materializer.features import FeatureStore, parse_definitions  # noqa: E402
+from materializer.features.sql import entity_table  # noqa: E402
 from migrations import apply_clickhouse_migrations  # noqa: E402
 from registry import Principal, Registry, SchemaType, SubjectMetadata  # noqa: E402
 from sluicegate.clickhouse import connect  # noqa: E402
@@ -117,15 +123,28 @@ window: 7d
 NAMES = [d.name for d in parse_definitions(FEATURES)]
 
 
+def cpu_s(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one by default), all threads."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def summary(label: str, ms: list[float]) -> None:
+def summary(label: str, ms: list[float], floor: list[float] | None = None) -> None:
+    ratio = ""
+    if floor:
+        p50, p99 = pct(ms, 0.5) / pct(floor, 0.5), pct(ms, 0.99) / pct(floor, 0.99)
+        ratio = f"   {p50:5.2f}x / {p99:5.2f}x the floor's p50 / p99"
     print(
-        f"  {label:<44} p50 {pct(ms, 0.5):7.2f} ms   p99 {pct(ms, 0.99):7.2f} ms   "
-        f"mean {statistics.fmean(ms):7.2f} ms   (n={len(ms)})",
+        f"  {label:<40} p50 {pct(ms, 0.5):7.2f} ms   p99 {pct(ms, 0.99):7.2f} ms   "
+        f"mean {statistics.fmean(ms):7.2f} ms   (n={len(ms)}){ratio}",
         flush=True,
     )
 
@@ -190,22 +209,37 @@ def build(data_dir: Path, entities: int, events: int) -> None:
 
     rng = random.Random(1)
     keys = [f"u{rng.randrange(entities)}" for _ in range(20_000)]
-    print("in-process reads (FeatureStore.read: one SQL query per request):", flush=True)
+    reader = connect(None, data_dir)  # the floor's own client, as the store's readers are
+    table = entity_table("user")
+    print(f"in-process reads (FeatureStore.read: one SQL query per request, table {table}):")
     for _ in range(50):  # warm up
         store.read("user", [rng.choice(keys)], NAMES)
-    single, batch = [], []
+        reader.query(f"SELECT count() FROM {table} WHERE entity = 'u1'")
+    floor, single, batch = [], [], []
+    for i in range(args.reads):
+        t = time.perf_counter()
+        reader.query(
+            f"SELECT count() FROM {table} WHERE entity = {{k:String}}",
+            parameters={"k": keys[i]},
+            settings={"max_threads": 1},
+        )
+        floor.append((time.perf_counter() - t) * 1000)
+    summary("floor: point read of one key, one table", floor)
+    cpu = cpu_s()
     for i in range(args.reads):
         t = time.perf_counter()
         values, _ = store.read("user", [keys[i]], NAMES)
         single.append((time.perf_counter() - t) * 1000)
         assert len(values[keys[i]]) == 10
-    summary("1 entity x 10 features", single)
-    for i in range(args.reads // 10):
+    cpu = cpu_s() - cpu
+    summary("1 entity x 10 features", single, floor)
+    print(f"  CPU time per read (1 entity x 10 features): {cpu / args.reads * 1000:.2f} ms")
+    for i in range(args.reads):
         chunk = [keys[(i * 100 + j) % len(keys)] for j in range(100)]
         t = time.perf_counter()
         store.read("user", chunk, NAMES)
         batch.append((time.perf_counter() - t) * 1000)
-    summary("batch of 100 keys x 10 features", batch)
+    summary("batch of 100 keys x 10 features", batch, floor)
     sample = store.read("user", [keys[0]], NAMES)[0][keys[0]]
     print(f"  e.g. {keys[0]}: {sample}", flush=True)
     store.close()
@@ -259,7 +293,15 @@ def http_reads(data_dir: Path, entities: int) -> None:
         ) as http:
             for _ in range(50):
                 http.get(f"/v1/features/user/u{rng.randrange(entities)}", params={"names": names})
-            single, batch = [], []
+            table = entity_table("user")
+            floor, single, batch = [], [], []
+            for _ in range(args.reads):
+                query = f"SELECT count() FROM {table} WHERE entity = 'u{rng.randrange(entities)}'"
+                t = time.perf_counter()
+                r = http.post("/v1/sql", json={"query": query})
+                floor.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200, r.text
+            cpu = cpu_s(proc.pid)
             for _ in range(args.reads):
                 t = time.perf_counter()
                 r = http.get(
@@ -267,18 +309,54 @@ def http_reads(data_dir: Path, entities: int) -> None:
                 )
                 single.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, r.text
-            for _ in range(args.reads // 10):
+            cpu = cpu_s(proc.pid) - cpu
+            for _ in range(args.reads):
                 keys = [f"u{rng.randrange(entities)}" for _ in range(100)]
                 t = time.perf_counter()
                 r = http.post("/v1/features/user/batch", json={"keys": keys, "names": NAMES})
                 batch.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, r.text
         print("over HTTP (a real `sluicegate serve`, keep-alive):", flush=True)
-        summary("GET 1 entity x 10 features", single)
-        summary("POST batch of 100 keys x 10 features", batch)
+        summary("floor: POST /v1/sql point read, one table", floor)
+        summary("GET 1 entity x 10 features", single, floor)
+        print(f"  server CPU time per GET: {cpu / args.reads * 1000:.2f} ms")
+        summary("POST batch of 100 keys x 10 features", batch, floor)
+        concurrent(url, entities, proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def concurrent(url: str, entities: int, pid: int, clients: int = 4) -> None:
+    """``clients`` threads, each with its own keep-alive connection, GET one entity x 10
+    features ``--reads`` times each."""
+    names = ",".join(NAMES)
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+
+    def run(i: int) -> None:
+        rng = random.Random(100 + i)
+        with httpx.Client(
+            base_url=url, headers={"Authorization": "Bearer bench-admin"}, timeout=30
+        ) as http:
+            for _ in range(args.reads):
+                t = time.perf_counter()
+                r = http.get(
+                    f"/v1/features/user/u{rng.randrange(entities)}", params={"names": names}
+                )
+                latencies[i].append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200, r.text
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    cpu, started = cpu_s(pid), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took, cpu = time.perf_counter() - started, cpu_s(pid) - cpu
+    every = [ms for lat in latencies for ms in lat]
+    print(f"{clients} concurrent clients, GET 1 entity x 10 features:", flush=True)
+    summary(f"{len(every) / took:,.0f} reads/s", every)
+    print(f"  server CPU time per read: {cpu / len(every) * 1000:.2f} ms")
 
 
 def freshness(kafka: str, samples: int) -> None:

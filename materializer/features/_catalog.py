@@ -45,7 +45,9 @@ class FeatureRecord:
 
     @property
     def objects(self) -> sql.Objects:
-        return sql.Objects(self.name, self.version, self.generation)
+        return sql.Objects(
+            self.name, self.version, self.generation, str(self.spec["entity"]["type"])
+        )
 
 
 def _split_ref(ref: str) -> tuple[str, int | None]:

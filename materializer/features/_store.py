@@ -141,9 +141,8 @@ class FeatureStore:
             if rec.status == BACKFILLING:
                 self._catalog.put(replace(rec, status=FAILED))
         self._refresh()
-        keep = {
-            name for rec in self._records if rec.status == ACTIVE for _, name in rec.objects.all()
-        }
+        live = [rec.objects for rec in self._records if rec.status == ACTIVE]
+        keep = {view for objs in live for view in objs.views()}
         rows = self._client.query(
             "SELECT name, engine FROM system.tables WHERE database = currentDatabase() "
             "AND name LIKE 'f\\_%' ORDER BY engine = 'MaterializedView' DESC"
@@ -151,6 +150,22 @@ class FeatureStore:
         for name, engine in rows:
             if name not in keep:
                 self._command(sql.drop("VIEW" if engine == "MaterializedView" else "TABLE", name))
+        tables = self._client.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() "
+            "AND name LIKE 'fs\\_%'"
+        ).result_rows
+        for (table,) in tables:
+            owners = [objs for objs in live if objs.table == table]
+            orphans = [
+                c
+                for c in self._columns(table)
+                if c.startswith("f_") and not any(objs.owns(c) for objs in owners)
+            ]
+            if orphans:
+                self._command(sql.drop_columns(table, orphans))
+
+    def _columns(self, table: str) -> list[str]:
+        return [str(r[0]) for r in self._client.query(sql.table_columns(table)).result_rows]
 
     def compiled(self, rec: FeatureRecord) -> CompiledFeature:
         """The compiled SQL of a stored version (schema as of its creation)."""
@@ -190,7 +205,8 @@ class FeatureStore:
             )
         except InvalidDefinition as exc:
             raise InvalidDefinition(f"feature {defn.name}: {exc.message}", **exc.details) from exc
-        for statement in (sql.dry_run(cf), sql.state_select(cf, "b", "0")):
+        probe = sql.Objects(defn.name, version, 0, defn.entity.type)
+        for statement in (sql.dry_run(cf), sql.state_select([(cf, probe)], "b", "0")):
             try:
                 self._client.query(statement)
             except ClickHouseError as exc:
@@ -283,40 +299,62 @@ class FeatureStore:
         return self.jobs.start("backfill", refs, lambda job: self._backfill(job, made, t0))
 
     def _create_objects(self, cf: CompiledFeature, objs: sql.Objects, t0: int) -> None:
-        self._command(sql.create_table(cf, objs))
+        """The feature's columns in its entity type's table (created when first needed),
+        typed as ClickHouse infers its states, and its views."""
+        self._command(sql.create_entity_table(objs.entity_type))
+        try:
+            described = self._client.query(sql.describe_states(cf, objs)).result_rows
+        except ClickHouseError as exc:
+            raise StoreUnavailable(f"feature store: {_ch_message(exc)}") from exc
+        states = [
+            (str(r[0]), str(r[1])) for r in described if objs.owns(r[0]) and r[0] != objs.presence
+        ]
+        self._command(sql.add_columns(objs, states))
         for part in sql.PARTS:
             self._command(sql.create_view(cf, objs, part, t0))
 
     def _drop_objects(self, objs: sql.Objects) -> None:
-        for kind, name in objs.all():
-            try:
-                self._client.command(sql.drop(kind, name))
-            except ClickHouseError:
-                continue  # best effort: recovery at the next start drops leftovers
+        """Views first (nothing writes the columns any more), then the columns."""
+        try:
+            for view in objs.views():
+                self._client.command(sql.drop("VIEW", view))
+            columns = [c for c in self._columns(objs.table) if objs.owns(c)]
+            if columns:
+                self._client.command(sql.drop_columns(objs.table, columns))
+        except ClickHouseError:
+            pass  # best effort: recovery at the next start drops leftovers
 
     def _fill(self, job: Job, items: list[tuple[CompiledFeature, sql.Objects]], t0: int) -> None:
+        """Backfill ``items`` from the events loaded before ``t0``, one month partition at a
+        time: per month, one INSERT per part and group of features writing the same rows."""
         job.split_ms = t0
         job.progress(0, 0, "waiting for the views to take over")
         while self._now_ms() < t0 + self._margin_ms:
             time.sleep(0.05)
-        work = []
+        groups: dict[tuple[str, tuple[str, ...]], list[tuple[CompiledFeature, sql.Objects]]] = {}
         for cf, objs in items:
-            months = self._client.query(sql.backfill_months(cf.subject, t0)).result_rows
-            work += [(cf, objs, int(m), int(n)) for m, n in months]
+            for part in sql.PARTS:
+                groups.setdefault((part, sql.fill_group(cf, part)), []).append((cf, objs))
+        work = []  # (subject, month, feature-events: the month's events x its features)
+        for subject in sorted({cf.subject for cf, _ in items}):
+            months = self._client.query(sql.backfill_months(subject, t0)).result_rows
+            features = sum(1 for cf, _ in items if cf.subject == subject)
+            work += [(subject, int(m), int(n) * features) for m, n in months]
         total = sum(n for *_, n in work)
         done = 0
         job.progress(0, total, "backfilling")
-        for cf, objs, month, n in work:
-            for part in sql.PARTS:
-                self._command(
-                    sql.backfill_insert(cf, objs, part, t0, month),
-                    settings={"insert_deduplicate": 0},
-                )
+        for subject, month, n in work:
+            for (part, key), features in groups.items():
+                if key[0] == subject:
+                    self._command(
+                        sql.backfill_insert(features, part, t0, month),
+                        settings={"insert_deduplicate": 0},
+                    )
             done += n
             job.progress(done, total, "backfilling")
         job.progress(done, total, "merging")
-        for _, objs in items:
-            self._command(sql.optimize(objs))
+        for table in sorted({objs.table for _, objs in items}):
+            self._command(sql.optimize(table))
 
     def _backfill(
         self, job: Job, made: list[tuple[FeatureRecord, CompiledFeature]], t0: int
@@ -433,27 +471,23 @@ class FeatureStore:
             for k in keys
         }
         if compiled and keys:
-            single = len(keys) == 1
-            if single:
-                query = sql.online_query_one(
-                    [sql.online_value_one(cf, rec.objects, keys[0], at) for _, rec, cf in compiled]
-                )
-            else:
-                query = sql.online_query(
-                    [sql.online_value(cf, rec.objects, keys, at) for _, rec, cf in compiled]
-                )
+            query = sql.online_query(
+                sql.entity_table(entity_type),
+                keys,
+                [(cf, rec.objects) for _, rec, cf in compiled],
+                at,
+            )
             try:
                 with self._reader() as reader:
-                    row = reader.query(query, settings=_READ_SETTINGS).result_rows[0]
+                    rows = reader.query(query.sql, settings=_READ_SETTINGS).result_rows
             except ClickHouseError as exc:
                 raise StoreUnavailable(f"feature read failed: {_ch_message(exc)}") from exc
-            for (label, _, _), got in zip(compiled, row, strict=True):
-                if single:
-                    if got is not None:
-                        out[keys[0]][label] = orjson.loads(got)
-                    continue
-                for entity, value in zip(*got, strict=True):
-                    out[entity][label] = orjson.loads(value)
+            for entity, values, *counts in rows:
+                for (label, _, _), value, count in zip(
+                    compiled, orjson.loads(values), query.presence, strict=True
+                ):
+                    if count is None or counts[count]:
+                        out[entity][label] = value
         return out, {label: rec.ref for label, rec, _ in compiled}
 
     def freshness_ms(self, rec: FeatureRecord) -> int | None:
@@ -465,8 +499,26 @@ class FeatureStore:
             return None
         return int(row[0]) if row[1] else None
 
-    def describe(self, rec: FeatureRecord) -> dict[str, Any]:
-        """A catalog entry."""
+    def freshness_lags(self, subjects: Sequence[str]) -> dict[str, int]:
+        """Per subject: the time its most recently loaded event took from acceptance to
+        `events`, i.e. to its features (views apply at insert); subjects without events
+        are absent."""
+        if not subjects:
+            return {}
+        try:
+            with self._reader() as reader:
+                rows = reader.query(sql.freshness_lag(sorted(set(subjects)))).result_rows
+        except ClickHouseError:
+            return {}
+        return {str(subject): max(0, int(lag)) for subject, lag in rows}
+
+    def describe_all(self, recs: Sequence[FeatureRecord]) -> list[dict[str, Any]]:
+        """Catalog entries of ``recs`` (their freshness lags found in one query)."""
+        lags = self.freshness_lags([r.spec["source"] for r in recs if r.status == ACTIVE])
+        return [self.describe(r, lags) for r in recs]
+
+    def describe(self, rec: FeatureRecord, lags: dict[str, int] | None = None) -> dict[str, Any]:
+        """A catalog entry (``lags``: :meth:`freshness_lags` of its source, if known)."""
         spec = {k: v for k, v in rec.spec.items() if not k.startswith("_")}
         entry: dict[str, Any] = {
             "name": rec.name,
@@ -497,6 +549,9 @@ class FeatureStore:
             entry["error"] = exc.message
         if rec.status == ACTIVE:
             entry["freshness_ms"] = self.freshness_ms(rec)
+            if lags is None:
+                lags = self.freshness_lags([rec.spec["source"]])
+            entry["freshness_lag_ms"] = lags.get(rec.spec["source"])
         return entry
 
     def close(self) -> None:

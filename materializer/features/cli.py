@@ -138,11 +138,12 @@ def list_(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
-    header = ("feature", "entity", "source", "owner", "status", "fresh as of", "description")
+    header = ("feature", "entity", "source", "owner", "status", "fresh as of", "lag", "description")
     rows = []
     for f in body["features"]:
         fresh = f.get("freshness_ms")
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(fresh / 1000)) if fresh else "-"
+        lag = f.get("freshness_lag_ms")
         rows.append(
             (
                 f"{f['name']}@{f['version']}",
@@ -151,6 +152,7 @@ def list_(
                 f["owner"],
                 f["status"],
                 when,
+                f"{lag} ms" if lag is not None else "-",
                 f["description"],
             )
         )

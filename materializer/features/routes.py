@@ -74,7 +74,9 @@ def catalog(
     all_versions: bool = Query(False, description="Include older active versions."),
 ) -> dict[str, Any]:
     """Every feature: owner, description, source subject, version, freshness (the time of
-    the newest event it has taken in), and the subjects and fields it reads."""
+    the newest event it has taken in), freshness lag (how long the newest loaded event of
+    its source took from acceptance to the feature), and the subjects and fields it
+    reads."""
     recs = [r for r in store.records() if r.status in ("active", "backfilling")]
     if not all_versions:
         newest: dict[str, Any] = {}
@@ -82,7 +84,7 @@ def catalog(
             if r.status == "active" and r.version >= getattr(newest.get(r.name), "version", 0):
                 newest[r.name] = r
         recs = [r for r in recs if r.status == "backfilling" or newest.get(r.name) is r]
-    return {"features": [store.describe(r) for r in recs]}
+    return {"features": store.describe_all(recs)}
 
 
 @router.post("/_definitions")
@@ -103,7 +105,7 @@ def show(name: str, store: Store, _: Reader) -> dict[str, Any]:
     recs = [r for r in store.records() if r.name == name]
     if not recs:
         raise ResourceNotFound(f"feature {name!r} not found", feature=name)
-    return {"name": name, "versions": [store.describe(r) for r in recs]}
+    return {"name": name, "versions": store.describe_all(recs)}
 
 
 @router.delete("/_definitions/{ref}")

@@ -1,24 +1,33 @@
 """Every SQL statement the features package runs, generated from the templates below and
 a :class:`CompiledFeature` — never written per feature.
 
-Storage of one feature version (generation ``g``, bumped by a rebuild) is one table::
+Storage: one table per entity type, the states of all its features side by side::
 
-    f_<name>__v<version>g<g>     AggregatingMergeTree ORDER BY (entity, kind, slot)
+    fs_<entity type>             AggregatingMergeTree ORDER BY (entity, kind, slot)
         kind 0: one -State per aggregate call per time bucket (slot = bucket start, ms)
-        kind 1: the same states per event time (slot = occurred_at, ms), kept (TTL) only
-                as long as a window edge can need them
-    ..._b_mv, ..._e_mv           the materialized views from `events` writing each kind
+        kind 1: the same states per event time (slot = occurred_at, ms)
+        f_<name>__v<version>g<g>_s<i>   aggregate call i's states of one feature version
+                                        (generation g, bumped by a rebuild)
+        f_<name>__v<version>g<g>_n      its events per row (the window holds values iff > 0)
+        ttl_s                           how long the row serves (TTL), the largest need
+    f_<name>__v<version>g<g>_b_mv, ..._e_mv     the views from `events` writing each kind
+
+A feature version adds its columns and views, and drops them when it goes: the others
+are never rebuilt. Rows of different features at the same (entity, kind, slot) merge into
+one; a feature's columns in another's rows hold empty states, which merge to nothing.
 
 A sliding window [now - w, now) is answered exactly: the whole buckets inside it come from
 kind 0, the two partial ends ([now - w, first whole bucket) and [last bucket end, now))
 from kind 1 at millisecond precision, and all the states are merged together. Lifetime
 features are the same with no lower end. Bucket sizes grow with the window so a read
-merges at most a few dozen bucket rows plus the events of two partial buckets. One table
-per feature and one (sub)query per feature keep a request to a single query.
+merges at most a few dozen bucket rows per feature plus the events of two partial
+buckets. A request for any features of an entity type — one key or a batch — is one read
+of one table.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -92,35 +101,71 @@ def set_aggregate(value_sql: str, filter_sql: str) -> tuple[AggregateCall, str]:
 
 @dataclass(frozen=True)
 class Objects:
-    """The ClickHouse objects of one feature version in one generation."""
+    """The ClickHouse objects of one feature version in one generation: its columns in its
+    entity type's table and the two views writing them."""
 
     name: str
     version: int
     generation: int
+    entity_type: str
 
-    def _base(self) -> str:
+    @property
+    def prefix(self) -> str:
         return f"f_{self.name}__v{self.version}g{self.generation}"
 
     @property
     def table(self) -> str:
-        return self._base()
+        return entity_table(self.entity_type)
+
+    def state(self, i: int) -> str:
+        """The column of aggregate call ``i``'s states."""
+        return f"{self.prefix}_s{i}"
+
+    @property
+    def presence(self) -> str:
+        """The column counting the feature's events per row: a window holds values of the
+        feature exactly when its sum there is above 0."""
+        return f"{self.prefix}_n"
 
     def view(self, part: str) -> str:
-        return f"{self._base()}_{part}_mv"
+        return f"{self.prefix}_{part}_mv"
 
-    def all(self) -> list[tuple[str, str]]:
-        """(kind, name) in drop order: views first."""
-        return [("VIEW", self.view("b")), ("VIEW", self.view("e")), ("TABLE", self.table)]
+    def views(self) -> list[str]:
+        return [self.view(part) for part in PARTS]
+
+    def owns(self, column: str) -> bool:
+        """Whether ``column`` is one of this version's (exactly: another feature's name may
+        start with this one's)."""
+        return re.fullmatch(re.escape(self.prefix) + r"_(s\d+|n)", column) is not None
 
 
 PARTS = ("b", "e")
+# ttl_s of rows kept for ever (a lifetime feature's buckets): the largest DateTime
+_FOREVER_S = 4_294_967_295
+
+
+def entity_table(entity_type: str) -> str:
+    """The table of every feature of ``entity_type`` (a snake_case name)."""
+    return f"fs_{entity_type}"
 
 
 # ----------------------------------------------------------------------------- DDL
 
 
-def _state_columns(cf: CompiledFeature) -> str:
-    return ", ".join(f"{a.state_sql()} AS s{i}" for i, a in enumerate(cf.aggregates))
+def create_entity_table(entity_type: str) -> str:
+    """The table all features of ``entity_type`` keep their states in, side by side: an
+    AggregatingMergeTree keyed by (entity, kind, slot), one group of columns per feature
+    version (added and dropped with it), so an online read of any of them is one read of
+    an entity's rows. A row expires (TTL) once no window edge of any feature writing it
+    needs it: ``ttl_s`` is the largest of their needs. Small granules make a point read
+    decode few rows; the deduplication window drops a replayed load of `events` here too."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote_identifier(entity_table(entity_type))} "
+        "(entity String, kind UInt8, slot Int64, ttl_s SimpleAggregateFunction(max, UInt32)) "
+        "ENGINE = AggregatingMergeTree ORDER BY (entity, kind, slot) "
+        f"TTL toDateTime(least(intDiv(slot, 1000) + ttl_s, {_FOREVER_S})) "
+        "SETTINGS non_replicated_deduplication_window = 100000, index_granularity = 128"
+    )
 
 
 def _slot(cf: CompiledFeature, part: str) -> tuple[int, str]:
@@ -131,32 +176,69 @@ def _slot(cf: CompiledFeature, part: str) -> tuple[int, str]:
     return 1, "toUnixTimestamp64Milli(occurred_at)"
 
 
-def state_select(cf: CompiledFeature, part: str, extra_where: str = "") -> str:
-    """The SELECT turning `events` rows into states of ``part``: used by the views, the
-    backfill, the table's column types and the dry run alike."""
-    kind, slot = _slot(cf, part)
-    where = f"subject = {lit(cf.subject)} AND ({cf.filter_expr})"
+def _ttl_s(cf: CompiledFeature, part: str) -> int:
+    """How long a row of ``part`` serves the feature: lifetime buckets for ever, the rest
+    while a window edge can need them."""
+    if part == "b" and cf.window_ms is None:
+        return _FOREVER_S
+    return edge_ttl_s(cf.window_ms)
+
+
+Feature = tuple["CompiledFeature", Objects]
+
+
+def fill_group(cf: CompiledFeature, part: str) -> tuple[str, ...]:
+    """Features with the same group write the same rows of ``part`` (same subject, entity,
+    filter and slot): one SELECT computes all their states."""
+    return (cf.subject, cf.entity_expr, cf.filter_expr, _slot(cf, part)[1])
+
+
+def state_select(features: Sequence[Feature], part: str, extra_where: str = "") -> str:
+    """The SELECT turning `events` rows into the rows of ``part`` of ``features`` (one
+    :func:`fill_group`): used by the views, the backfill, the column types and the dry run
+    alike."""
+    first = features[0][0]
+    kind, slot = _slot(first, part)
+    where = f"subject = {lit(first.subject)} AND ({first.filter_expr})"
     if extra_where:
         where += f" AND {extra_where}"
+    columns = []
+    for cf, objs in features:
+        columns += [f"{a.state_sql()} AS {objs.state(i)}" for i, a in enumerate(cf.aggregates)]
+        columns.append(f"count() AS {objs.presence}")
+    ttl = max(_ttl_s(cf, part) for cf, _ in features)
     return (
-        f"SELECT {cf.entity_expr} AS entity, toUInt8({kind}) AS kind, "
-        f"toInt64({slot}) AS slot, {_state_columns(cf)} "
+        f"SELECT {first.entity_expr} AS entity, toUInt8({kind}) AS kind, "
+        f"toInt64({slot}) AS slot, {', '.join(columns)}, toUInt32({ttl}) AS ttl_s "
         f"FROM events WHERE {where} GROUP BY entity, slot"
     )
 
 
-def create_table(cf: CompiledFeature, objs: Objects) -> str:
-    """An empty AggregatingMergeTree whose state column types ClickHouse infers from the
-    state SELECT itself (so they always match what the views write). Small granules make
-    a point read decode few states; per-event rows expire once no window edge needs them;
-    the deduplication window drops a replayed load of `events` here too."""
-    ttl = edge_ttl_s(cf.window_ms)
+def describe_states(cf: CompiledFeature, objs: Objects) -> str:
+    """The column types of the feature's rows (ClickHouse infers the state types)."""
+    return f"DESCRIBE TABLE ({state_select([(cf, objs)], 'b', '0')})"
+
+
+def add_columns(objs: Objects, types: Sequence[tuple[str, str]]) -> str:
+    """Add the feature's state columns (``(name, type)``) and its presence count."""
+    adds = [f"ADD COLUMN IF NOT EXISTS {quote_identifier(n)} {t}" for n, t in types]
+    adds.append(
+        f"ADD COLUMN IF NOT EXISTS {quote_identifier(objs.presence)} "
+        "SimpleAggregateFunction(sum, UInt64)"
+    )
+    return f"ALTER TABLE {quote_identifier(objs.table)} {', '.join(adds)}"
+
+
+def drop_columns(table: str, columns: Sequence[str]) -> str:
+    drops = ", ".join(f"DROP COLUMN IF EXISTS {quote_identifier(c)}" for c in columns)
+    return f"ALTER TABLE {quote_identifier(table)} {drops}"
+
+
+def table_columns(table: str) -> str:
+    """The columns of ``table`` (to find a feature version's by prefix)."""
     return (
-        f"CREATE TABLE {quote_identifier(objs.table)} "
-        f"ENGINE = AggregatingMergeTree ORDER BY (entity, kind, slot) "
-        f"TTL toDateTime(intDiv(slot, 1000)) + INTERVAL {ttl} SECOND WHERE kind = 1 "
-        f"SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 128 "
-        f"EMPTY AS {state_select(cf, 'b')}"
+        "SELECT name FROM system.columns WHERE database = currentDatabase() "
+        f"AND table = {lit(table)}"
     )
 
 
@@ -166,19 +248,28 @@ def create_view(cf: CompiledFeature, objs: Objects, part: str, t0_ms: int) -> st
     return (
         f"CREATE MATERIALIZED VIEW {quote_identifier(objs.view(part))} "
         f"TO {quote_identifier(objs.table)} AS "
-        f"{state_select(cf, part, f'loaded_at >= {ts_lit(t0_ms)}')}"
+        f"{state_select([(cf, objs)], part, f'loaded_at >= {ts_lit(t0_ms)}')}"
     )
 
 
-def backfill_insert(cf: CompiledFeature, objs: Objects, part: str, t0_ms: int, month: int) -> str:
-    """Fill ``part`` from the events of one month partition loaded before ``t0_ms``."""
+def backfill_insert(features: Sequence[Feature], part: str, t0_ms: int, month: int) -> str:
+    """Fill ``part`` of ``features`` (one :func:`fill_group`) from the events of one month
+    partition loaded before ``t0_ms``: one INSERT writing all their columns."""
     cond = f"loaded_at < {ts_lit(t0_ms)} AND toYYYYMM(occurred_at) = {int(month)}"
-    return f"INSERT INTO {quote_identifier(objs.table)} {state_select(cf, part, cond)}"
+    columns = ["entity", "kind", "slot"]
+    for cf, objs in features:
+        columns += [objs.state(i) for i in range(len(cf.aggregates))] + [objs.presence]
+    columns.append("ttl_s")
+    return (
+        f"INSERT INTO {quote_identifier(features[0][1].table)} "
+        f"({', '.join(quote_identifier(c) for c in columns)}) "
+        f"{state_select(features, part, cond)}"
+    )
 
 
-def optimize(objs: Objects) -> str:
+def optimize(table: str) -> str:
     """Merge a freshly backfilled table into few parts (cheaper point reads)."""
-    return f"OPTIMIZE TABLE {quote_identifier(objs.table)} FINAL"
+    return f"OPTIMIZE TABLE {quote_identifier(table)} FINAL"
 
 
 def backfill_months(subject: str, t0_ms: int) -> str:
@@ -209,10 +300,15 @@ def store_now() -> str:
 # ----------------------------------------------------------------------------- online reads
 
 
-def final_value(cf: CompiledFeature, condition: str | None = None) -> str:
-    """The feature's value from merged state columns ``s0..sn`` (of the rows meeting
-    ``condition``)."""
-    merges = [a.merge_sql(f"s{i}", condition) for i, a in enumerate(cf.aggregates)]
+def final_value(
+    cf: CompiledFeature, condition: str | None = None, objs: Objects | None = None
+) -> str:
+    """The feature's value from merged state columns (``objs``' columns, or ``s0..sn``)
+    of the rows meeting ``condition``."""
+    merges = [
+        a.merge_sql(objs.state(i) if objs else f"s{i}", condition)
+        for i, a in enumerate(cf.aggregates)
+    ]
     out = cf.template
     for i, m in enumerate(merges):
         out = out.replace(_PLACEHOLDER.format(i), m)
@@ -237,45 +333,82 @@ def window_condition(cf: CompiledFeature, now_ms: int) -> str:
     )
 
 
-def online_value(cf: CompiledFeature, objs: Objects, keys: Sequence[str], now_ms: int) -> str:
-    """A scalar subquery: the feature's values for ``keys`` as of ``now_ms``, as
-    ``(entities, JSON values)``; entities without rows in the window are absent.
+# aggregates whose merge over no state is 0, the count-like default: a feature that is one
+# of them needs no presence count to tell "no events in the window"
+_ZERO_WHEN_EMPTY = re.compile(
+    r"^(count|uniq|uniqExact|uniqCombined|uniqCombined64|uniqHLL12|sum|sumKahan|"
+    r"sumWithOverflow)(If)?$"
+)
 
-    The window is applied inside the aggregates (``-MergeIf``), not in WHERE: an entity's
-    rows are few and contiguous in the primary key, and ClickHouse plans an OR of ranges
-    in WHERE much more slowly than it merges them."""
-    cond = window_condition(cf, now_ms)
-    return (
-        f"(SELECT (groupArray(entity), groupArray(v)) FROM (SELECT entity, "
-        f"ifNull(toJSONString({final_value(cf, cond)}), 'null') AS v "
-        f"FROM {quote_identifier(objs.table)} WHERE entity IN {lit(list(keys))} "
-        f"GROUP BY entity HAVING countIf({cond}) > 0))"
+
+def needs_presence(cf: CompiledFeature) -> bool:
+    """Whether a read must count the feature's events in the window to give its default
+    (NULL for value-like features) rather than the merge of no states."""
+    return not (cf.default_sql == "0" and _ZERO_WHEN_EMPTY.match(cf.aggregates[0].name))
+
+
+@dataclass(frozen=True)
+class OnlineRead:
+    """The SQL of one online request and how to unpack its rows: ``(entity, JSON array of
+    the values, the presence counts of the features that need one)``."""
+
+    sql: str
+    presence: tuple[int | None, ...]  # per feature: its column among the counts, or None
+
+
+def online_query(
+    table: str,
+    keys: Sequence[str],
+    features: Sequence[tuple[CompiledFeature, Objects]],
+    now_ms: int,
+) -> OnlineRead:
+    """Features of one entity type as of ``now_ms`` for ``keys``, in one read of its table:
+    one row per key that has rows. Each distinct window is computed once per row (the
+    inner SELECT), then applied inside the merges (``-MergeIf``): an entity's rows are few
+    and contiguous in the primary key, and ClickHouse plans an OR of key ranges in WHERE
+    much more slowly than it merges them. The values come back as one JSON array."""
+    windows: dict[str, str] = {}
+    columns = ["entity"]
+    values: list[str] = []
+    counts: list[str] = []
+    presence: list[int | None] = []
+    for cf, objs in features:
+        cond = window_condition(cf, now_ms)
+        alias = windows.setdefault(cond, f"_w{len(windows)}")
+        columns += [quote_identifier(objs.state(i)) for i in range(len(cf.aggregates))]
+        values.append(final_value(cf, alias, objs))
+        if needs_presence(cf):
+            columns.append(quote_identifier(objs.presence))
+            presence.append(len(counts))
+            counts.append(f"sumIf({quote_identifier(objs.presence)}, {alias})")
+        else:
+            presence.append(None)
+    where = f"entity = {lit(keys[0])}" if len(keys) == 1 else f"entity IN {lit(list(keys))}"
+    inner = ", ".join([*dict.fromkeys(columns), *(f"{c} AS {a}" for c, a in windows.items())])
+    outer = ", ".join(["entity", f"toJSONString(tuple({', '.join(values)}))", *counts])
+    return OnlineRead(
+        f"SELECT {outer} FROM (SELECT {inner} FROM {quote_identifier(table)} WHERE {where}) "
+        "GROUP BY entity",
+        tuple(presence),
     )
-
-
-def online_value_one(cf: CompiledFeature, objs: Objects, key: str, now_ms: int) -> str:
-    """A one-row SELECT: one entity's value as JSON, NULL without rows in the window."""
-    cond = window_condition(cf, now_ms)
-    return (
-        f"SELECT if(countIf({cond}) = 0, NULL, toJSONString({final_value(cf, cond)})) "
-        f"FROM {quote_identifier(objs.table)} WHERE entity = {lit(key)}"
-    )
-
-
-def online_query_one(selects: Sequence[str]) -> str:
-    """One entity's features in one query: the one-row SELECTs side by side (a cross join
-    of single rows, which ClickHouse plans as one pipeline)."""
-    return "SELECT * FROM " + ", ".join(f"({q}) AS f{i}" for i, q in enumerate(selects))
-
-
-def online_query(columns: Sequence[str]) -> str:
-    """All features of a request in one query: one scalar subquery per feature."""
-    return "SELECT " + ", ".join(columns)
 
 
 def freshness(objs: Objects) -> str:
     """The time of the newest event a feature has seen (its per-event rows keep it)."""
-    return f"SELECT max(slot), count() > 0 FROM {quote_identifier(objs.table)} WHERE kind = 1"
+    return (
+        f"SELECT max(slot), count() > 0 FROM {quote_identifier(objs.table)} "
+        f"WHERE kind = 1 AND {quote_identifier(objs.presence)} > 0"
+    )
+
+
+def freshness_lag(subjects: Sequence[str]) -> str:
+    """Per subject: how long its most recently loaded event took from acceptance
+    (``ingested_at``) to `events` (``loaded_at``), and with it to every feature's views."""
+    return (
+        "SELECT subject, argMax(toUnixTimestamp64Milli(loaded_at) - "
+        "toUnixTimestamp64Milli(ingested_at), (loaded_at, ingested_at)) FROM events "
+        f"WHERE subject IN {lit(list(subjects))} GROUP BY subject"
+    )
 
 
 # ----------------------------------------------------------------------------- catalog
@@ -295,24 +428,30 @@ __all__ = [
     "PARTS",
     "PLACEHOLDER0",
     "Objects",
+    "OnlineRead",
+    "add_columns",
     "backfill_insert",
     "backfill_months",
     "bucket_ms",
-    "create_table",
+    "create_entity_table",
     "create_view",
+    "describe_states",
     "drop",
+    "drop_columns",
     "dry_run",
+    "entity_table",
+    "fill_group",
     "final_value",
     "freshness",
+    "freshness_lag",
     "lit",
+    "needs_presence",
     "online_query",
-    "online_query_one",
-    "online_value",
-    "online_value_one",
     "optimize",
     "select_definitions",
     "set_aggregate",
     "state_select",
     "store_now",
+    "table_columns",
     "window_condition",
 ]

@@ -35,7 +35,7 @@ def test_name_is_the_newest_active_version_and_name_at_v_pins() -> None:
 def test_stored_record_gives_back_its_definition() -> None:
     d = rec(2).definition
     assert d.version == 2 and d.aggregation == "count()" and d.ref == "f@2"
-    assert rec(2).objects.table == "f_f__v2g0"
+    assert rec(2).objects.table == "fs_user" and rec(2).objects.state(0) == "f_f__v2g0_s0"
 
 
 def test_jobs_report_progress_eta_and_failure() -> None:

@@ -283,24 +283,38 @@ def test_semantics_decide_versions() -> None:
 
 def test_sql_templates_window_edges_are_exact() -> None:
     cf = one(BASE + "aggregation: count()\nwindow: 7d\n").compiled(JSON_SCHEMA, CATALOG)
-    objs = sql.Objects("f", 1, 0)
+    objs = sql.Objects("f", 1, 0, "user")
     b = sql.bucket_ms(cf.window_ms)
     assert b == 21_600_000
     now = 1_700_000_000_123
-    text = sql.online_value(cf, objs, ["u'1"], now)
+    text = sql.online_query("fs_user", ["u'1", "v"], [(cf, objs)], now).sql
     lo = -(-(now - cf.window_ms) // b) * b
     hi = now // b * b
     assert f"(kind = 0 AND slot >= {lo} AND slot < {hi})" in text
     assert (
         f"(slot >= {now - cf.window_ms} AND slot < {lo}) OR (slot >= {hi} AND slot < {now})"
     ) in text
-    assert "['u\\'1']" in text  # keys quoted by clickhouse-connect's formatter
-    assert "entity = 'x\\'y'" in sql.online_value_one(cf, objs, "x'y", now)
+    assert "['u\\'1', 'v']" in text  # keys quoted by clickhouse-connect's formatter
+    assert "sumIf(" not in text  # a count merges to 0, its default, without events
+    assert "entity = 'x\\'y'" in sql.online_query("fs_user", ["x'y"], [(cf, objs)], now).sql
+    last = one(BASE + "aggregation: last(post_id)\n").compiled(JSON_SCHEMA, CATALOG)
+    read = sql.online_query("fs_user", ["k"], [(cf, objs), (last, objs)], now)
+    assert read.presence == (None, 0)  # a value-like feature counts its events in the window
+    assert "sumIf(`f_f__v1g0_n`, _w1)" in read.sql
     view = sql.create_view(cf, objs, "b", 123)
     assert "loaded_at >= fromUnixTimestamp64Milli(toInt64(123), 'UTC')" in view
-    fill = sql.backfill_insert(cf, objs, "e", 123, 202611)
+    fill = sql.backfill_insert([(cf, objs)], "e", 123, 202611)
     assert "loaded_at < fromUnixTimestamp64Milli(toInt64(123), 'UTC')" in fill
     assert "toYYYYMM(occurred_at) = 202611" in fill
+    assert fill.startswith("INSERT INTO `fs_user` (`entity`, `kind`, `slot`, `f_f__v1g0_s0`, ")
+
+
+def test_a_version_owns_exactly_its_columns() -> None:
+    objs = sql.Objects("a", 1, 0, "user")
+    assert objs.owns("f_a__v1g0_s0") and objs.owns("f_a__v1g0_s12") and objs.owns("f_a__v1g0_n")
+    # feature `a__v1g0_s` (a legal name) must not be dropped with `a`
+    assert not objs.owns("f_a__v1g0_s__v1g0_s0")
+    assert not objs.owns("f_a__v1g1_s0") and not objs.owns("ttl_s")
 
 
 def test_short_window_reads_only_event_precision_rows() -> None:
