@@ -158,6 +158,14 @@ def demo(
     """Play the article's Reddit scenario end to end on the local stack (`make up` first):
     CDC from PostgreSQL, events through the gateway, a schema evolving mid-run, features
     with backfill, online reads and a point-in-time training set. A re-run starts clean."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        typer.echo(
+            "sluicegate demo draws its charts with matplotlib: pip install 'sluicegate[demo]'",
+            err=True,
+        )
+        raise typer.Exit(2)
     from sluicegate.demo import Options, run
 
     run(

@@ -338,8 +338,8 @@ class FeatureStore:
         work = []  # (subject, month, feature-events: the month's events x its features)
         for subject in sorted({cf.subject for cf, _ in items}):
             months = self._client.query(sql.backfill_months(subject, t0)).result_rows
-            features = sum(1 for cf, _ in items if cf.subject == subject)
-            work += [(subject, int(m), int(n) * features) for m, n in months]
+            count = sum(1 for cf, _ in items if cf.subject == subject)
+            work += [(subject, int(m), int(n) * count) for m, n in months]
         total = sum(n for *_, n in work)
         done = 0
         job.progress(0, total, "backfilling")

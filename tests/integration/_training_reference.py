@@ -1,6 +1,6 @@
 """Randomized event logs and a brute-force point-in-time reference for the training-set
-tests. The reference reads the raw events in Python and applies DESIGN.md section 4
-literally: for each spine row and feature, the entity's events with occurred_at < t
+tests. The reference reads the raw events in Python and applies the point-in-time rules of
+docs/training-sets.md literally: for each spine row and feature, the entity's events with occurred_at < t
 (and >= t - window; in arrival-time mode also ingested_at < t), aggregated in plain Python.
 It shares no code with the SQL under test."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 
 import pytest
 
@@ -43,12 +43,15 @@ def test_jobs_report_progress_eta_and_failure() -> None:
 
     def work(job):  # type: ignore[no-untyped-def]
         job.progress(50, 100, "backfilling")
-        time.sleep(0.2)
+        halfway.set()
+        assert resume.wait(10)
 
+    halfway, resume = threading.Event(), threading.Event()
     job = jobs.start("backfill", ["f@1"], work)
-    time.sleep(0.1)
+    assert halfway.wait(10)
     view = job.view()
     assert view["state"] == "running" and view["done"] == 50 and view["eta_s"] is not None
+    resume.set()
     jobs.wait()
     assert job.view()["state"] == "done"
 
