@@ -23,8 +23,8 @@ from cdc._catalog import (
 from cdc._config import DatabaseConfig, load_configs, resolve_config
 from cdc._connect import ConnectClient
 from cdc._render import render_connector_config
-from registry.bootstrap import read_admin_token_file
 from sluicegate.errors import SluicegateError
+from sluicegate.serveapi import auth_headers
 from sluicegate.settings import Settings
 
 __all__ = ["cdc_app"]
@@ -140,15 +140,8 @@ def apply(
         _run(_apply_one, cfg, settings, wait, timeout)
 
 
-def _token(settings: Settings) -> str | None:
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    return read_admin_token_file(settings.data_dir)
-
-
 def _bridge_status(cfg: DatabaseConfig, settings: Settings) -> dict[str, Any] | str:
-    token = _token(settings)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = auth_headers(settings)
     try:
         r = httpx.get(f"{settings.base_url}/v1/cdc/{cfg.name}", headers=headers, timeout=10)
     except httpx.HTTPError:

@@ -7,7 +7,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from registry.bootstrap import read_admin_token_file
+from sluicegate.serveapi import admin_token
 from sluicegate.settings import Settings
 
 tokens_app = typer.Typer(
@@ -19,8 +19,7 @@ tokens_app = typer.Typer(
 
 
 def _admin_token(settings: Settings) -> str:
-    configured = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    token = configured or read_admin_token_file(settings.data_dir)
+    token = admin_token(settings)
     if not token:
         typer.echo(
             f"no admin token: set SLUICEGATE_ADMIN_TOKEN or start `sluicegate serve` once so "

@@ -17,8 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from materializer.features.definition import parse_definitions
-from registry.bootstrap import read_admin_token_file
 from sluicegate.errors import InvalidDefinition
+from sluicegate.serveapi import server_client
 from sluicegate.settings import Settings
 
 __all__ = ["features_app"]
@@ -32,17 +32,8 @@ features_app = typer.Typer(
 _err = Console(stderr=True)
 
 
-def _client() -> httpx.Client:
-    settings = Settings()
-    token = (settings.admin_token.get_secret_value() if settings.admin_token else "") or (
-        read_admin_token_file(settings.data_dir) or ""
-    )
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=settings.base_url, headers=headers, timeout=120)
-
-
 def _call(method: str, path: str, **kwargs: Any) -> Any:
-    with _client() as client:
+    with server_client(Settings()) as client:
         try:
             resp = client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:

@@ -68,6 +68,12 @@ def bucket_ms(window_ms: int | None) -> int:
     return fitting[-1] if fitting else _BUCKETS_MS[0]
 
 
+def floor_div_sql(ms_sql: str, divisor: int) -> str:
+    """``floor(ms / divisor)`` in SQL, as Python's ``//`` (the window arithmetic reads
+    buckets that way): intDiv truncates toward zero, so negative remainders step down."""
+    return f"(intDiv({ms_sql}, {divisor}) - ({ms_sql} % {divisor} < 0))"
+
+
 def edge_ttl_s(window_ms: int | None) -> int:
     """How long per-event states must stay for window edges (plus a day of margin)."""
     return ((window_ms or 0) + 2 * bucket_ms(window_ms)) // 1000 + DAY_MS // 1000
@@ -172,7 +178,7 @@ def _slot(cf: CompiledFeature, part: str) -> tuple[int, str]:
     """(kind, slot expression) of a part: ``b`` buckets, ``e`` event times."""
     if part == "b":
         b = bucket_ms(cf.window_ms)
-        return 0, f"intDiv(toUnixTimestamp64Milli(occurred_at), {b}) * {b}"
+        return 0, f"{floor_div_sql('toUnixTimestamp64Milli(occurred_at)', b)} * {b}"
     return 1, "toUnixTimestamp64Milli(occurred_at)"
 
 
@@ -442,6 +448,7 @@ __all__ = [
     "entity_table",
     "fill_group",
     "final_value",
+    "floor_div_sql",
     "freshness",
     "freshness_lag",
     "lit",

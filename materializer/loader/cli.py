@@ -10,6 +10,7 @@ import httpx
 import orjson
 import typer
 
+from sluicegate.serveapi import auth_headers
 from sluicegate.settings import Settings
 
 events_app = typer.Typer(
@@ -26,18 +27,10 @@ class Format(StrEnum):
     TSV = "tsv"
 
 
-def _token(settings: Settings) -> str | None:
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    path = settings.data_dir / "admin.token"
-    return path.read_text().strip() if path.exists() else None
-
-
 def run_sql(query: str, settings: Settings | None = None) -> dict[str, Any]:
     """POST ``query`` to the running server's ``/v1/sql``; exits with its error message."""
     settings = settings or Settings()
-    token = _token(settings)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = auth_headers(settings)
     try:
         response = httpx.post(
             settings.base_url + "/v1/sql", json={"query": query}, headers=headers, timeout=300

@@ -13,19 +13,13 @@ import pyarrow.parquet as pq
 import typer
 
 from materializer.training._job import report_from_arrow, report_path
+from sluicegate.serveapi import auth_headers
 from sluicegate.settings import Settings
 
 __all__ = ["training_set_command"]
 
 _FILE_TYPES = {".parquet": "application/vnd.apache.parquet", ".csv": "text/csv"}
 _ARROW_SUFFIXES = (".arrow", ".arrows", ".ipc", ".feather")
-
-
-def _token(settings: Settings) -> str | None:
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    path = settings.data_dir / "admin.token"
-    return path.read_text().strip() if path.exists() else None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -153,8 +147,7 @@ def training_set_command(
     if not names:
         raise _fail("--features: name at least one feature", 2)
     settings = Settings()
-    token = _token(settings)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = auth_headers(settings)
     with httpx.Client(base_url=settings.base_url, headers=headers, timeout=3600) as client:
         request = {
             "spine": _spine(

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from clickhouse_connect.driver.binding import format_str, quote_identifier
 
 from materializer.features._expr import ORDER_COLUMNS_SQL
+from materializer.features.sql import floor_div_sql
 from materializer.training._expr import aggregate_calls, over_window
 from materializer.training._model import (
     OBSERVATION_ID,
@@ -100,9 +101,8 @@ def _ms(column: str) -> str:
 
 
 def _bucket(column: str, window_ms: int) -> str:
-    """floor(ms / window): intDiv truncates toward zero, so correct negative remainders."""
-    ms = _ms(column)
-    return f"(intDiv({ms}, {window_ms}) - ({ms} % {window_ms} < 0))"
+    """The window-sized bucket of a time column: floor(ms / window)."""
+    return floor_div_sql(_ms(column), window_ms)
 
 
 def _window_text(window_ms: int | None) -> str:
