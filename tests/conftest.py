@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate.demo.server import ServeProcess, free_port, start_serve
-
-__all__ = ["Server", "free_port", "start_server"]
+from sluicegate.demo.server import ServeProcess, start_serve
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,18 +23,10 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
-# The tests start servers the way the demo does (sluicegate/demo/server.py).
-Server = ServeProcess
-
-
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    """Start `sluicegate serve` on a free port and wait for /healthz."""
-    return start_serve(data_dir, extra_env=extra_env)
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """A fresh `sluicegate serve` with its own data directory, for one test."""
-    srv = start_server(tmp_path / "sg")
+def server(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A fresh `sluicegate serve` with its own data directory, for one test (started as
+    the demo starts it; tests/integration/serving.py for servers with settings)."""
+    srv = start_serve(tmp_path / "sg")
     yield srv
     srv.stop()

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import psycopg
-import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient
@@ -26,15 +25,6 @@ from sluicegate.naming import cdc_subject, topic_for_subject
 ROOT = Path(__file__).resolve().parents[2]
 SLUICEGATE = str(ROOT / ".venv" / "bin" / "sluicegate")
 PASSWORD_ENV = "SG_TEST_CDC_PASSWORD"
-
-
-def server_starter(config: pytest.Config) -> Callable[..., Any]:
-    """tests/conftest.py's ``start_server(data_dir, extra_env)``."""
-    for plugin in config.pluginmanager.get_plugins():
-        fn = getattr(plugin, "start_server", None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    raise LookupError("start_server not found in the loaded conftest modules")
 
 
 @dataclass

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 
 from sluicegate.envelope import CdcOp, Envelope, Source, frame, new_event_id, now_ms
 from sluicegate.naming import topic_for_subject
@@ -40,15 +38,6 @@ MEMBERSHIP_SCHEMA: dict[str, Any] = {
     "required": ["id"],
 }
 DAY_MS = 86_400_000
-
-
-def server_starter(config: pytest.Config) -> Callable[..., Any]:
-    """tests/conftest.py's ``start_server(data_dir, extra_env)``."""
-    for plugin in config.pluginmanager.get_plugins():
-        fn = getattr(plugin, "start_server", None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    raise LookupError("start_server not found in the loaded conftest modules")
 
 
 def own_topics(unique: str) -> dict[str, str]:

@@ -4,11 +4,9 @@ create team tokens, and read governed topics back with confluent-kafka."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from confluent_kafka import Consumer, Message
 
 ORDER_SCHEMA: dict[str, Any] = {
@@ -94,13 +92,3 @@ def consume(
         consumer.close()
     assert len(out) == count, f"expected {count} records on {topic}, got {len(out)}"
     return out
-
-
-def server_starter(config: pytest.Config) -> Callable[..., Any]:
-    """tests/conftest.py's ``start_server(data_dir, extra_env)`` (for servers with their own
-    settings); conftest modules are not importable by name."""
-    for plugin in config.pluginmanager.get_plugins():
-        fn = getattr(plugin, "start_server", None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    raise LookupError("start_server not found in the loaded conftest modules")

@@ -16,7 +16,6 @@ from typing import Any
 import fastavro
 import httpx
 import orjson
-import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -137,15 +136,6 @@ def delete_topics(bootstrap: str, *subjects: str) -> None:
     for future in futures.values():
         with contextlib.suppress(Exception):  # already gone is fine
             future.result()
-
-
-def server_starter(config: pytest.Config) -> Callable[..., Any]:
-    """tests/conftest.py's ``start_server(data_dir, extra_env)``: a real `sluicegate serve`."""
-    for plugin in config.pluginmanager.get_plugins():
-        fn = getattr(plugin, "start_server", None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    raise LookupError("start_server not found in the loaded conftest modules")
 
 
 HERE = Path(__file__).resolve().parent

@@ -13,7 +13,7 @@ import requests
 import schemathesis
 from gateway_helpers import create_token
 from hypothesis import HealthCheck, settings
-from registry_helpers import server_starter
+from serving import start_server
 
 from sluicegate.app import create_app
 from sluicegate.settings import Settings
@@ -55,7 +55,7 @@ def test_every_reference_resolves() -> None:
 def team_server(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[tuple[Server, str]]:
-    srv = server_starter(pytestconfig)(
+    srv = start_server(
         tmp_path_factory.mktemp("api-fuzz") / "sg", {"SLUICEGATE_MAX_BODY_BYTES": "100000"}
     )
     try:

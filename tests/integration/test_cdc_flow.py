@@ -10,14 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cdc_helpers import CdcHarness, server_starter, wait_until
+from cdc_helpers import CdcHarness, wait_until
+from serving import start_server
 
 from sluicegate.envelope import iso_to_ms
 
 
 @pytest.fixture
 def cdc(stack, tmp_path: Path, unique: str, request: pytest.FixtureRequest) -> Iterator[CdcHarness]:  # type: ignore[no-untyped-def]
-    h = CdcHarness(stack, tmp_path, unique, server_starter(request.config))
+    h = CdcHarness(stack, tmp_path, unique, start_server)
     yield h
     h.cleanup()
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cdc_helpers import ROOT, CdcHarness, delete_topics, server_starter, wait_until
+from cdc_helpers import ROOT, CdcHarness, delete_topics, wait_until
+from serving import start_server
 
 
 def _free_port() -> int:
@@ -111,9 +112,7 @@ def cdc(
     unique: str,  # type: ignore[no-untyped-def]
     request: pytest.FixtureRequest,
 ) -> Iterator[CdcHarness]:
-    h = CdcHarness(
-        stack, tmp_path, unique, server_starter(request.config), connect_url=own_connect.url
-    )
+    h = CdcHarness(stack, tmp_path, unique, start_server, connect_url=own_connect.url)
     yield h
     if not own_connect.pid_file.exists():
         own_connect.start()  # cleanup deletes the connector through its worker

@@ -25,19 +25,18 @@ from features_helpers import (
     read,
     read_until,
     register,
-    server_starter,
     sql,
     wait_loaded,
 )
+from serving import Server, start_server
 
-Server = Any  # tests/conftest.py's Server (conftest modules are not importable by name)
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
 def server(tmp_path: Path, unique: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A real `sluicegate serve` loading only this test's topics."""
-    srv = server_starter(request.config)(tmp_path / "sg", own_topics(unique))
+    srv = start_server(tmp_path / "sg", own_topics(unique))
     yield srv
     srv.stop()
 
@@ -342,7 +341,7 @@ def _ms(iso_text: str) -> int:
 def cdc(stack: Stack, tmp_path: Path, unique: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     from cdc_helpers import CdcHarness
 
-    starter = server_starter(request.config)
+    starter = start_server
     h = CdcHarness(
         stack,
         tmp_path,

@@ -24,19 +24,18 @@ from features_helpers import (
     read,
     read_until,
     register,
-    server_starter,
     sql,
     wait_loaded,
 )
+from serving import Server, start_server
 
-Server = Any  # tests/conftest.py's Server (conftest modules are not importable by name)
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
 def server(tmp_path: Path, unique: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A real `sluicegate serve` loading only this test's topics."""
-    srv = server_starter(request.config)(tmp_path / "sg", own_topics(unique))
+    srv = start_server(tmp_path / "sg", own_topics(unique))
     yield srv
     srv.stop()
 

@@ -22,12 +22,11 @@ from features_helpers import (
     post_events,
     read,
     register,
-    server_starter,
     sql,
     wait_loaded,
 )
+from serving import Server, start_server
 
-Server = Any
 Stack = Any
 pytestmark = pytest.mark.timeout(600)
 USER = {"type": "user", "key": "user_id"}
@@ -35,7 +34,7 @@ USER = {"type": "user", "key": "user_id"}
 
 @pytest.fixture
 def server(tmp_path: Path, unique: str, request: pytest.FixtureRequest) -> Iterator[Any]:
-    srv = server_starter(request.config)(tmp_path / "sg", own_topics(unique))
+    srv = start_server(tmp_path / "sg", own_topics(unique))
     yield srv
     srv.stop()
 

@@ -15,10 +15,10 @@ from features_helpers import (
     read,
     read_until,
     register,
-    server_starter,
     sql,
     wait_loaded,
 )
+from serving import start_server
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Stack
@@ -68,7 +68,7 @@ def test_reposts_change_nothing(
     stack: Stack, tmp_path: Path, unique: str, pytestconfig: pytest.Config
 ) -> None:
     subject = f"fww.pay{unique}"
-    start = server_starter(pytestconfig)
+    start = start_server
     server = start(tmp_path / "sg", extra_env={"SLUICEGATE_MATERIALIZE_TOPICS": f"sg.{subject}"})
     try:
         with server.client() as http:

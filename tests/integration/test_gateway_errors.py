@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 import pytest
-from gateway_helpers import ORDER_SCHEMA, create_token, register, server_starter
+from gateway_helpers import ORDER_SCHEMA, create_token, register
+from serving import start_server
 
 if TYPE_CHECKING:
     from tests.conftest import Server
@@ -26,7 +27,7 @@ def limited(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Server]:
     """A serve with small limits and one registered subject owned by team ``errs``."""
-    srv = server_starter(pytestconfig)(
+    srv = start_server(
         tmp_path_factory.mktemp("gw-errors") / "sg",
         {
             "SLUICEGATE_MAX_BODY_BYTES": str(MAX_BODY),

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from gateway_helpers import ORDER_SCHEMA, consume, register, server_starter
+from gateway_helpers import ORDER_SCHEMA, consume, register
+from serving import start_server
 
 from gateway.client import SluicegateClient
 from sluicegate.naming import topic_for_subject
@@ -93,7 +94,7 @@ def broker(tmp_path: Path) -> Iterator[OwnBroker]:
 def gateway_on_own_broker(
     broker: OwnBroker, stack: Stack, tmp_path: Path, pytestconfig: pytest.Config
 ) -> Iterator[Server]:
-    srv = server_starter(pytestconfig)(
+    srv = start_server(
         tmp_path / "sg",
         {
             "SLUICEGATE_KAFKA_BOOTSTRAP": broker.bootstrap,

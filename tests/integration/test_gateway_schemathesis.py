@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 import schemathesis
-from gateway_helpers import ORDER_SCHEMA, register, server_starter
+from gateway_helpers import ORDER_SCHEMA, register
 from hypothesis import HealthCheck, settings
+from serving import start_server
 
 from sluicegate.app import create_app
 from sluicegate.settings import Settings
@@ -42,7 +43,7 @@ schema = schemathesis.openapi.from_dict(_openapi).include(path_regex=GATEWAY_PAT
 def fuzz_server(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Server]:
-    srv = server_starter(pytestconfig)(
+    srv = start_server(
         tmp_path_factory.mktemp("gw-fuzz") / "sg",
         {"SLUICEGATE_MAX_BODY_BYTES": "100000", "SLUICEGATE_MAX_BATCH_EVENTS": "100"},
     )

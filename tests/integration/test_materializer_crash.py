@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
-from mz_support import delete_topics, envelope, produce, producer, register, server_starter, sql
+from mz_support import delete_topics, envelope, produce, producer, register, sql
+from serving import start_server
 
 TOTAL = 100_000
 SCHEMA = {
@@ -46,7 +47,7 @@ def _kill_when(server: Any, subject: str, at_least: int) -> int:
 def test_kill_9_mid_stream_loses_and_doubles_nothing(
     tmp_path: Path, stack: Any, unique: str, request: pytest.FixtureRequest
 ) -> None:
-    start = server_starter(request.config)
+    start = start_server
     bootstrap: str = stack.kafka_bootstrap
     env = {  # only this test's topic: the shared broker holds other tests' backlogs
         "SLUICEGATE_KAFKA_BOOTSTRAP": bootstrap,

@@ -19,10 +19,10 @@ from mz_support import (
     produce,
     producer,
     register,
-    server_starter,
     sql,
     wait_for,
 )
+from serving import start_server
 
 from sluicegate.envelope import CdcOp, Source, iso_to_ms
 from sluicegate.naming import REJECTED_TOPIC, governed_topic_subscription, topic_for_subject
@@ -47,7 +47,7 @@ CLICK_V2 = {
 def srv(tmp_path: Path, stack: Any, unique: str, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A server loading only this test's subjects (mz.<name><unique>, created later and
     found by the pattern subscription): the shared broker holds other tests' backlogs."""
-    start = server_starter(request.config)
+    start = start_server
     server = start(
         tmp_path / "sg",
         {

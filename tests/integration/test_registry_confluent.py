@@ -15,8 +15,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from serving import Server
 
-Server = Any  # tests/conftest.py Server
 Stack = Any  # tests/integration/conftest.py Stack
 
 AVRO_V1 = json.dumps(

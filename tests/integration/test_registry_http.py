@@ -13,9 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from registry_helpers import avro_record, server_starter
-
-Server = Any  # tests/conftest.py Server
+from registry_helpers import avro_record
+from serving import Server, start_server
 
 CT = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 V1 = avro_record(("user_id", "string"))
@@ -82,7 +81,7 @@ def test_bad_input_gets_confluent_errors(server: Server, unique: str) -> None:
 
 
 def test_oversized_body_is_refused(tmp_path: Path, unique: str, request: Any) -> None:
-    srv = server_starter(request.config)(tmp_path / "sg", {"SLUICEGATE_MAX_BODY_BYTES": "4096"})
+    srv = start_server(tmp_path / "sg", {"SLUICEGATE_MAX_BODY_BYTES": "4096"})
     try:
         big = avro_record(*[(f"field_{i:04d}_{'x' * 40}", "string") for i in range(200)])
         with srv.client() as c:
@@ -268,7 +267,7 @@ def test_migration_accepts_refused_change_and_upcasts(server: Server, unique: st
 
 
 def test_admin_token_file_and_anonymous_read(tmp_path: Path, unique: str, request: Any) -> None:
-    srv = server_starter(request.config)(
+    srv = start_server(
         tmp_path / "sg", {"SLUICEGATE_ADMIN_TOKEN": "", "SLUICEGATE_ANONYMOUS_READ": "true"}
     )
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from registry_helpers import server_starter
+from serving import start_server
 
 from registry import Compatibility, Principal, Registry, SchemaType
 
@@ -65,7 +65,7 @@ def test_registry_on_postgresql(pg_url: str) -> None:
 def test_serve_with_a_postgresql_registry(
     pg_url: str, tmp_path: Path, unique: str, request: pytest.FixtureRequest
 ) -> None:
-    srv = server_starter(request.config)(tmp_path / "sg", {"SLUICEGATE_REGISTRY_DB_URL": pg_url})
+    srv = start_server(tmp_path / "sg", {"SLUICEGATE_REGISTRY_DB_URL": pg_url})
     try:
         subject = f"pg-{unique}"
         with srv.client() as c:

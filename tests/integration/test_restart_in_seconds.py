@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cdc_helpers import CdcHarness, server_starter
+from cdc_helpers import CdcHarness
+from serving import start_server
 
 # The promise: 5 s. Without static membership a restarted consumer waits out the dead
 # member's 10 s session (6-7 s after the restart here), so the bound is the promise
@@ -31,7 +32,7 @@ def cdc(
     unique: str,  # type: ignore[no-untyped-def]
     request: pytest.FixtureRequest,
 ) -> Iterator[CdcHarness]:
-    h = CdcHarness(stack, tmp_path, unique, server_starter(request.config))
+    h = CdcHarness(stack, tmp_path, unique, start_server)
     yield h
     h.cleanup()
 
@@ -121,7 +122,7 @@ def test_restart_with_another_subscription_loads_the_new_topic(
     unique: str,  # type: ignore[no-untyped-def]
     pytestconfig: pytest.Config,
 ) -> None:
-    start = server_starter(pytestconfig)
+    start = start_server
     first, second = f"narrow.a{unique}", f"narrow.b{unique}"
     server = start(tmp_path / "sg", extra_env={"SLUICEGATE_MATERIALIZE_TOPICS": f"sg.{first}"})
     try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
-from features_helpers import server_starter
+from serving import start_server
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Stack
@@ -27,7 +27,7 @@ def test_a_thousand_subjects_keep_accepting_and_loading(
 ) -> None:
     prefix = f"many{unique}"
     subjects = [f"{prefix}.s{i:04d}" for i in range(SUBJECTS)]
-    server = server_starter(pytestconfig)(
+    server = start_server(
         tmp_path / "sg",
         extra_env={
             "SLUICEGATE_TOPIC_PARTITIONS": "1",

@@ -18,7 +18,8 @@ import httpx
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from mz_support import delete_topics, server_starter, sql, wait_for
+from mz_support import delete_topics, sql, wait_for
+from serving import start_server
 
 if TYPE_CHECKING:
     from tests.conftest import Server
@@ -93,7 +94,7 @@ def server(
 ) -> Iterator[Server]:
     """One `sluicegate serve` for this module's tests (loading the shared broker's backlog
     of governed topics takes a while, so it is paid once)."""
-    srv = server_starter(request.config)(tmp_path_factory.mktemp("training") / "sg")
+    srv = start_server(tmp_path_factory.mktemp("training") / "sg")
     yield srv
     srv.stop()
 

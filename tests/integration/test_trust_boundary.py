@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from gateway_helpers import create_token
-from registry_helpers import server_starter
+from serving import start_server
 
 if TYPE_CHECKING:
     from tests.conftest import Server
@@ -62,7 +62,7 @@ class Teams:
 def teams(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Teams]:
-    start = server_starter(pytestconfig)
+    start = start_server
     server = start(
         tmp_path_factory.mktemp("trust") / "sg",
         extra_env={"SLUICEGATE_SQL_MAX_EXECUTION_S": "3", "SLUICEGATE_SQL_POOL_SIZE": "3"},

@@ -17,7 +17,8 @@ import httpx
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from features_helpers import apply, read, server_starter, wait_loaded
+from features_helpers import apply, read, wait_loaded
+from serving import start_server
 
 from materializer.features import view_name
 
@@ -86,7 +87,7 @@ def test_features_and_training_sets_read_every_event_as_the_latest_version(
 ) -> None:
     rng = random.Random(7)
     subject = f"upc.pay{unique}"
-    server = server_starter(pytestconfig)(
+    server = start_server(
         tmp_path / "sg", extra_env={"SLUICEGATE_MATERIALIZE_TOPICS": f"sg.{subject}"}
     )
     written: list[tuple[int, dict[str, Any]]] = []
