@@ -1,6 +1,5 @@
-"""Reading and parsing request bodies: the size limit is enforced while reading (before any
-parsing), content types are checked, and every JSON problem becomes a 400, never a 500
-(orjson refuses nesting deeper than 1024 levels with an ordinary decode error)."""
+"""The gateway's request bodies: content types checked, batches parsed (a JSON array or
+NDJSON, a bad line failing alone); reading and JSON parsing are sluicegate.body's."""
 
 from __future__ import annotations
 
@@ -8,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 
-from sluicegate.errors import BadRequest, MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from sluicegate.body import parse_json
+from sluicegate.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
     "JSON",
@@ -18,8 +17,6 @@ __all__ = [
     "RawItem",
     "media_type",
     "parse_batch",
-    "parse_json",
-    "read_body",
     "require_media",
 ]
 
@@ -59,38 +56,6 @@ def require_media(content_type: str | None, *, ndjson: bool) -> str:
         f"Content-Type {content_type or '(none)'!s} is not supported; send {accepted}",
         accepted=[JSON, NDJSON] if ndjson else [JSON],
     )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise BadRequest(f"Content-Length {declared!r} is not a number") from None
-        if size > limit:
-            raise PayloadTooLarge(
-                f"request body of {size} bytes exceeds the limit of {limit} bytes", limit=limit
-            )
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_json(body: bytes) -> Any:
-    """One JSON document, or 400 with the parser's reason."""
-    if not body.strip():
-        raise MalformedBody("the request body is empty; send a JSON document")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"malformed JSON: {exc}") from exc
 
 
 def parse_batch(body: bytes, media: str, max_events: int) -> list[RawItem]:

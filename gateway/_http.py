@@ -12,9 +12,10 @@ from fastapi.responses import Response
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway._body import parse_batch, parse_json, read_body, require_media
+from gateway._body import parse_batch, require_media
 from gateway._service import Gateway, Incoming, Outcome, batch_event_id
 from registry.http import require_principal
+from sluicegate.body import parse_json, read_body
 from sluicegate.errors import (
     BadRequest,
     Forbidden,

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 
-from sluicegate.errors import BadRequest, InvalidVersion, MalformedBody, PayloadTooLarge
+from sluicegate.body import parse_json, read_body
+from sluicegate.errors import BadRequest, InvalidVersion
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
@@ -28,26 +29,7 @@ def _limit(request: Request) -> int:
 async def read_json(request: Request) -> Any:
     """The request body as JSON, refusing bodies over ``max_body_bytes`` (413) and
     malformed JSON (400)."""
-    limit = _limit(request)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"request body of {declared} bytes exceeds the limit of {limit} bytes"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise MalformedBody("request body is empty; a JSON object is expected")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"request body is not valid JSON: {exc}") from exc
+    return parse_json(await read_body(request, _limit(request)))
 
 
 def query_bool(request: Request, name: str, default: bool = False) -> bool:

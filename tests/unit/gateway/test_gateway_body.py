@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway._body import JSON, NDJSON, media_type, parse_batch, parse_json, require_media
+from gateway._body import JSON, NDJSON, media_type, parse_batch, require_media
+from sluicegate.body import parse_json
 from sluicegate.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 
