@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluicegate.errors import InvalidCdcConfig
 from sluicegate.naming import cdc_subject, is_valid_subject
+from sluicegate.violations import violations as as_violations
 
 __all__ = [
     "COMMIT_TIME_FIELD",
@@ -232,18 +233,6 @@ class DatabaseConfig(_Strict):
         raise KeyError(qualified)
 
 
-def _violations(exc: ValidationError) -> list[dict[str, str]]:
-    out = []
-    for e in exc.errors():
-        path = ".".join(str(p) for p in e["loc"])
-        message = e["msg"].removeprefix("Value error, ")
-        rule = "unknown_key" if e["type"] == "extra_forbidden" else e["type"]
-        if e["type"] == "extra_forbidden":
-            message = "unknown key"
-        out.append({"path": path, "rule": rule, "message": message})
-    return out
-
-
 def parse_config(document: Any, *, source: str = "<config>") -> DatabaseConfig:
     """Validate a parsed document; InvalidCdcConfig lists every violation by field path."""
     if not isinstance(document, dict):
@@ -254,7 +243,7 @@ def parse_config(document: Any, *, source: str = "<config>") -> DatabaseConfig:
     try:
         return DatabaseConfig.model_validate(document)
     except ValidationError as exc:
-        violations = _violations(exc)
+        violations = as_violations(exc.errors())
         lines = "; ".join(
             f"{v['path']}: {v['message']}" if v["path"] else v["message"] for v in violations
         )

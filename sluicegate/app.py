@@ -38,6 +38,7 @@ from sluicegate.errors import BadRequest, SluicegateError, TooManyRequests, Unav
 from sluicegate.naming import CLICKHOUSE_DATABASE
 from sluicegate.settings import Settings
 from sluicegate.sqlgate import load_allowlist
+from sluicegate.violations import first_message, violations
 
 
 def _json(body: dict[str, Any]) -> bytes:
@@ -176,17 +177,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        violations = [
-            {"path": ".".join(str(p) for p in e["loc"]), "rule": e["type"], "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        first = violations[0] if violations else {"path": "", "message": "invalid request"}
+        found = violations(exc.errors())
         return JSONResponse(
-            {
-                "error_code": 42200,
-                "message": f"{first['path']}: {first['message']}",
-                "violations": violations,
-            },
+            {"error_code": 42200, "message": first_message(found), "violations": found},
             status_code=422,
         )
 

@@ -43,6 +43,7 @@ from materializer.features._upcast import FieldReader
 from sluicegate.errors import InvalidDefinition
 from sluicegate.naming import is_valid_subject
 from sluicegate.sqlgate import FunctionAllowlist
+from sluicegate.violations import first_message, violations
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -389,18 +390,10 @@ def definition_from_dict(data: dict[str, Any]) -> FeatureDefinition:
     try:
         return FeatureDefinition.model_validate(data)
     except ValidationError as exc:
-        violations = [
-            {
-                "path": ".".join(str(p) for p in e["loc"]) or "definition",
-                "rule": e["type"],
-                "message": e["msg"].removeprefix("Value error, "),
-            }
-            for e in exc.errors()
-        ]
-        first = violations[0]
+        found = violations(exc.errors(), empty_path="definition")
         name = data.get("name", "?")
         raise InvalidDefinition(
-            f"feature {name}: {first['path']}: {first['message']}", violations=violations
+            f"feature {name}: {first_message(found)}", violations=found
         ) from exc
 
 

@@ -28,6 +28,7 @@ from materializer.training._model import (
     check_identifier,
 )
 from sluicegate.errors import BadRequest, Forbidden, StoreUnavailable, Unprocessable
+from sluicegate.violations import first_message, violations
 
 __all__ = [
     "Observation",
@@ -170,16 +171,8 @@ def _validated(n: int, item: dict[str, Any]) -> Observation:
     try:
         return Observation.model_validate(item)
     except ValidationError as exc:
-        violations = [
-            {
-                "path": ".".join(["observations", str(n), *map(str, e["loc"])]),
-                "rule": e["type"],
-                "message": e["msg"].removeprefix("Value error, "),
-            }
-            for e in exc.errors()
-        ]
-        first = violations[0]
-        raise Unprocessable(f"{first['path']}: {first['message']}", violations=violations) from exc
+        found = violations(exc.errors(), prefix=("observations", str(n)))
+        raise Unprocessable(first_message(found), violations=found) from exc
 
 
 def read_spine_table(data: bytes, fmt: str) -> pa.Table:

@@ -32,6 +32,7 @@ from sluicegate.errors import (
     UnsupportedMediaType,
 )
 from sluicegate.naming import CLICKHOUSE_DATABASE
+from sluicegate.violations import first_message, violations
 
 __all__ = ["router"]
 
@@ -238,16 +239,8 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def _violations(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {
-            "path": ".".join(str(p) for p in e["loc"]),
-            "rule": e["type"],
-            "message": e["msg"].removeprefix("Value error, "),
-        }
-        for e in exc.errors()
-    ]
+    return violations(exc.errors(), empty_path="body")
 
 
 def _first_error(exc: ValidationError) -> str:
-    first = _violations(exc)[0]
-    return f"{first['path'] or 'body'}: {first['message']}"
+    return first_message(_violations(exc))
