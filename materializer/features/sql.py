@@ -322,21 +322,20 @@ def final_value(
 
 
 def window_condition(cf: CompiledFeature, now_ms: int) -> str:
-    """Rows of the window [now - w, now) (lifetime: [-inf, now)): whole buckets (kind 0)
-    plus the partial ends at event precision (kind 1)."""
+    """Rows of the window [now - w, now) (lifetime: [-inf, now)): the whole buckets inside
+    it (kind 0, [lo, hi)) and the events of its partial ends (kind 1, [now - w, lo) and
+    [hi, now)). Written as one range and one kind test, ``kind = (outside [lo, hi))``:
+    ClickHouse plans a read in time proportional to its expression nodes, and this form
+    has half the nodes of the union of three ranges it equals."""
     b = bucket_ms(cf.window_ms)
     hi = (now_ms // b) * b
     if cf.window_ms is None:
-        return f"((kind = 0 AND slot < {hi}) OR (kind = 1 AND slot >= {hi} AND slot < {now_ms}))"
+        return f"(slot < {now_ms} AND kind = (slot >= {hi}))"
     low = now_ms - cf.window_ms
     lo = -(-low // b) * b
-    if lo >= hi:
-        return f"(kind = 1 AND slot >= {low} AND slot < {now_ms})"
-    return (
-        f"((kind = 0 AND slot >= {lo} AND slot < {hi}) OR "
-        f"(kind = 1 AND ((slot >= {low} AND slot < {lo}) OR "
-        f"(slot >= {hi} AND slot < {now_ms}))))"
-    )
+    if lo >= hi:  # no whole bucket inside: events only
+        lo = hi = now_ms
+    return f"(slot >= {low} AND slot < {now_ms} AND kind = (slot < {lo} OR slot >= {hi}))"
 
 
 # aggregates whose merge over no state is 0, the count-like default: a feature that is one

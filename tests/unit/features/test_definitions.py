@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -290,10 +291,8 @@ def test_sql_templates_window_edges_are_exact() -> None:
     text = sql.online_query("fs_user", ["u'1", "v"], [(cf, objs)], now).sql
     lo = -(-(now - cf.window_ms) // b) * b
     hi = now // b * b
-    assert f"(kind = 0 AND slot >= {lo} AND slot < {hi})" in text
-    assert (
-        f"(slot >= {now - cf.window_ms} AND slot < {lo}) OR (slot >= {hi} AND slot < {now})"
-    ) in text
+    low = now - cf.window_ms
+    assert f"(slot >= {low} AND slot < {now} AND kind = (slot < {lo} OR slot >= {hi}))" in text
     assert "['u\\'1', 'v']" in text  # keys quoted by clickhouse-connect's formatter
     assert "sumIf(" not in text  # a count merges to 0, its default, without events
     assert "entity = 'x\\'y'" in sql.online_query("fs_user", ["x'y"], [(cf, objs)], now).sql
@@ -320,7 +319,36 @@ def test_a_version_owns_exactly_its_columns() -> None:
 def test_short_window_reads_only_event_precision_rows() -> None:
     cf = one(BASE + "aggregation: count()\nwindow: 10s\n").compiled(JSON_SCHEMA, CATALOG)
     text = sql.window_condition(cf, 1_000_000)
-    assert text == "(kind = 1 AND slot >= 990000 AND slot < 1000000)"
+    assert text == (
+        "(slot >= 990000 AND slot < 1000000 AND kind = (slot < 1000000 OR slot >= 1000000))"
+    )
+
+
+def _in_window(text: str, kind: int, slot: int) -> bool:
+    """Evaluate a window condition (ANDs, ORs, comparisons of kind and slot) in Python."""
+    py = text.replace(" AND ", " and ").replace(" OR ", " or ").replace(" = ", " == ")
+    return bool(eval(py, {}, {"kind": kind, "slot": slot}))
+
+
+@pytest.mark.parametrize("window", [None, "10s", "90s", "1h", "7d", "30d"])
+def test_window_rows_cover_each_event_exactly_once(window: str | None) -> None:
+    """Brute force: for events at random times, the rows a read merges (whole buckets of
+    kind 0 inside the window, kind 1 events outside them) hold each event of
+    [now - w, now) exactly once and nothing else."""
+    spec = BASE + "aggregation: count()\n" + (f"window: {window}\n" if window else "")
+    cf = one(spec).compiled(JSON_SCHEMA, CATALOG)
+    b = sql.bucket_ms(cf.window_ms)
+    rng = random.Random(window)
+    for _ in range(200):
+        now = rng.randrange(10**12, 2 * 10**12)
+        text = sql.window_condition(cf, now)
+        span = (cf.window_ms or 40 * b) * 2
+        for _ in range(20):
+            event = now - rng.randrange(-span // 4, span)
+            bucket = event // b * b
+            counted = _in_window(text, 1, event) + _in_window(text, 0, bucket)
+            inside = event < now and (cf.window_ms is None or event >= now - cf.window_ms)
+            assert counted == int(inside), (window, now, event)
 
 
 def test_function_catalog_combinators() -> None:
