@@ -65,10 +65,7 @@ def migration_between(old: Shape, new: Shape) -> list[dict[str, Any]]:
     column without a constant default would need an invented value)."""
     before = {c.name: c for c in old.columns}
     after = {c.name: c for c in new.columns}
-    ops: list[dict[str, Any]] = []
-    for name in before:
-        if name not in after:
-            ops.append({"op": "drop", "field": name})
+    ops: list[dict[str, Any]] = [{"op": "drop", "field": n} for n in before if n not in after]
     for name, col in after.items():
         if name not in before:
             if col.default is not None:

@@ -86,11 +86,13 @@ def _run(fn: Any, *args: Any) -> Any:
 
 
 def _validation_message(cfg: DatabaseConfig, errors: dict[str, list[str]]) -> str:
-    parts = []
+    parts: list[str] = []
     for prop, messages in errors.items():
         where = _FIELD_OF.get(prop, prop)
-        for m in messages:
-            parts.append(f"{where}: {m.removeprefix('Error while validating connector config: ')}")
+        parts.extend(
+            f"{where}: {m.removeprefix('Error while validating connector config: ')}"
+            for m in messages
+        )
     return f"{cfg.name}: Kafka Connect refused the connector config: " + "; ".join(parts)
 
 

@@ -95,7 +95,7 @@ class AvroChecker:
         logical = schema.get("logicalType")
         if logical is not None:
             return self._logical(schema, logical, value, path, out)
-        if kind == "record" or kind == "error":
+        if kind in ("record", "error"):
             return self._record(schema, value, path, out)
         if kind == "enum":
             if not isinstance(value, str) or value not in schema["symbols"]:

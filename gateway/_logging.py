@@ -23,9 +23,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                doc[key] = value
+        doc.update(
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_")
+        )
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()

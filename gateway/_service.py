@@ -7,6 +7,7 @@ An event is only ever reported accepted (202) after Kafka acknowledged it.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -117,7 +118,7 @@ def _event_time_ms(value: Any) -> int:
     if isinstance(value, str):
         ms = iso_to_ms(value)
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        if value != value:  # NaN
+        if math.isnan(value):
             raise ValueError("not a number")
         ms = int(value)
     else:

@@ -91,7 +91,7 @@ class SluicegateClient:
                 except ValueError:
                     pass
         base = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        return base * random.uniform(0.5, 1.0)
+        return base * random.uniform(0.5, 1.0)  # noqa: S311 - retry jitter, not a secret
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request, retried on connection errors and retryable statuses."""

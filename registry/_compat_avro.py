@@ -105,14 +105,10 @@ class _Checker:
         if wk == "union":
             out: list[Incompatibility] = []
             for i, branch in enumerate(writer):
-                for inc in self.check(reader, branch, path):
-                    out.append(
-                        Incompatibility(
-                            inc.path,
-                            inc.rule,
-                            f"{inc.detail} (writer union branch {i})",
-                        )
-                    )
+                out.extend(
+                    Incompatibility(inc.path, inc.rule, f"{inc.detail} (writer union branch {i})")
+                    for inc in self.check(reader, branch, path)
+                )
             return out
         if rk == "union":
             for branch in reader:

@@ -103,8 +103,8 @@ class Comparison:
             if not ref.startswith("#"):
                 return schema
             target: Any = self.roots[side]
-            for part in [p for p in ref[1:].split("/") if p]:
-                part = part.replace("~1", "/").replace("~0", "~")
+            for escaped in [p for p in ref[1:].split("/") if p]:
+                part = escaped.replace("~1", "/").replace("~0", "~")
                 if not isinstance(target, dict) or part not in target:
                     return schema
                 target = target[part]
@@ -151,8 +151,10 @@ class Comparison:
         out: list[Incompatibility] = []
         for i, branch in enumerate(writer[key]):
             merged = {**rest, **branch} if isinstance(branch, dict) else branch
-            for inc in self.compare(reader, merged, path):
-                out.append(Incompatibility(inc.path, inc.rule, f"{inc.detail} (writer {key}[{i}])"))
+            out.extend(
+                Incompatibility(inc.path, inc.rule, f"{inc.detail} (writer {key}[{i}])")
+                for inc in self.compare(reader, merged, path)
+            )
         return out
 
     def _reader_branches(

@@ -76,11 +76,13 @@ async def list_schemas(request: Request, registry: Reg, _: Reader) -> Response:
     deleted = query_bool(request, "deleted")
     latest_only = query_bool(request, "latestOnly")
     prefix = request.query_params.get("subjectPrefix", "")
-    out = []
+    out: list[dict[str, Any]] = []
     for subject in registry.subjects(deleted=deleted, prefix=prefix):
         numbers = registry.versions(subject, deleted=deleted)
-        for n in numbers[-1:] if latest_only else numbers:
-            out.append(_schema_body(registry.version(subject, n, deleted=deleted)))
+        out.extend(
+            _schema_body(registry.version(subject, n, deleted=deleted))
+            for n in (numbers[-1:] if latest_only else numbers)
+        )
     return respond(out)
 
 

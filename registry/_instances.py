@@ -88,8 +88,8 @@ class _Builder:
                 )
         if "allOf" in schema:
             merged = {k: v for k, v in schema.items() if k != "allOf"}
-            for part in schema["allOf"]:
-                part = self._deref(part)
+            for declared in schema["allOf"]:
+                part = self._deref(declared)
                 if isinstance(part, dict):
                     merged = _merge(merged, part)
             return self.build(merged)

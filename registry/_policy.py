@@ -73,7 +73,7 @@ def registration_metadata(
 def check_owner_change(wanted: str | None, current: str | None, principal: Principal) -> None:
     """Only admin gives a subject to another team: a team may name itself (or keep the
     current owner), never a team it does not belong to."""
-    if wanted is None or principal.admin or wanted == principal.team or wanted == current:
+    if wanted is None or principal.admin or wanted in (principal.team, current):
         return
     raise Forbidden(
         f"metadata.owner: team '{principal.team}' may not name team '{wanted}' as owner; "

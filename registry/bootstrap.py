@@ -9,7 +9,7 @@ from pathlib import Path
 
 from registry._auth import new_token
 
-ADMIN_TOKEN_FILE = "admin.token"
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a secret
 _log = logging.getLogger("sluicegate.registry")
 
 

@@ -88,5 +88,5 @@ class Settings(BaseSettings):
         """Where CLI commands reach the running server."""
         if self.server_url:
             return self.server_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"

@@ -172,8 +172,8 @@ def _json_object(
     if not isinstance(node, dict):
         return
     required = set(node.get("required", []))
-    for name, sub in (node.get("properties") or {}).items():
-        sub = _json_resolve(sub, root)
+    for name, declared in (node.get("properties") or {}).items():
+        sub = _json_resolve(declared, root)
         if not isinstance(sub, dict):
             continue
         kind, opt = _json_kind(sub)

@@ -352,7 +352,7 @@ def field_reader(registry: Any, subject: str, version: int | None = None) -> Fie
     if not plan.sources:
         return FieldReader()
     version_fields = {}
-    for version in plan.sources:
-        schema = registry.version(subject, version, deleted=True)
-        version_fields[version] = schema_fields(str(schema.schema_type), schema.schema)
+    for stored in plan.sources:
+        schema = registry.version(subject, stored, deleted=True)
+        version_fields[stored] = schema_fields(str(schema.schema_type), schema.schema)
     return FieldReader(plan, version_fields)

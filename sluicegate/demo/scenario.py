@@ -299,7 +299,7 @@ def _story(
                 )
                 feature_job.start()
             if n >= evolve_at:
-                part = upgrade_upvotes(world, part)
+                part = upgrade_upvotes(world, part)  # noqa: PLW2901 - the batch as posted
             list(
                 pool.map(
                     lambda p: _post(client, p, tally),

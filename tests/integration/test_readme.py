@@ -87,6 +87,7 @@ def test_readme_examples_run_as_written(stack, tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=600,
+            check=False,  # the assertion below shows the output
         )
         assert run.returncode == 0, f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-4000:]}"
         out = run.stdout

@@ -44,7 +44,7 @@ def test_caller_sql_runs_as_a_read_only_user() -> None:
     user, password = read_url.split("//", 1)[1].split("@", 1)[0].split(":", 1)
     mounted = [v for v in SERVICES["clickhouse"]["volumes"] if "users.d" in v]
     assert len(mounted) == 1
-    users = ET.parse(ROOT / mounted[0].split(":", 1)[0].removeprefix("./")).getroot()
+    users = ET.parse(ROOT / mounted[0].split(":", 1)[0].removeprefix("./")).getroot()  # noqa: S314
     reader = users.find(f"users/{user}")
     assert reader is not None
     grants = [q.text for q in reader.findall("grants/query")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import materializer.training as training
+from materializer import training
 from materializer.training import FeatureSpec
 from materializer.training import sql as tsql
 from materializer.training._expr import AggregateNames, aggregate_calls, over_window
