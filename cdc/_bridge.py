@@ -34,7 +34,12 @@ from cdc._metrics import CdcMetrics
 from registry import Registry
 from sluicegate.envelope import CdcOp, Envelope, Source, entity_key_of, frame, ms_to_iso, now_ms
 from sluicegate.errors import SluicegateError
-from sluicegate.kafka import GovernedTopics, create_topics, static_membership
+from sluicegate.kafka import (
+    GovernedTopics,
+    bridge_consumer_config,
+    bridge_producer_config,
+    create_topics,
+)
 from sluicegate.naming import topic_for_subject
 
 __all__ = ["DatabaseBridge", "create_raw_topics", "event_id_of"]
@@ -287,32 +292,9 @@ class DatabaseBridge:
             for gov in self.governors.values():
                 self._topics.ensure(topic_for_subject(gov.subject))
         consumer = Consumer(
-            {
-                **static_membership(self._member, f"sluicegate-cdc-{self.cfg.name}", topics),
-                "bootstrap.servers": self._bootstrap,
-                "session.timeout.ms": 10_000,
-                "group.id": f"sluicegate-cdc-{self.cfg.name}",
-                "client.id": f"sluicegate-cdc-{self.cfg.name}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "topic.metadata.refresh.interval.ms": 5000,
-                "fetch.wait.max.ms": 50,
-                "log_level": 3,
-            }
+            bridge_consumer_config(self._bootstrap, self.cfg.name, topics, self._member)
         )
-        producer = Producer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "client.id": f"sluicegate-cdc-{self.cfg.name}",
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-                # every record is reported (delivered or failed) before the flush gives up
-                "message.timeout.ms": int(ACK_TIMEOUT_S * 1000),
-                "log_level": 3,
-            }
-        )
+        producer = Producer(bridge_producer_config(self._bootstrap, self.cfg.name, ACK_TIMEOUT_S))
         self._held.clear()
         self._remember_holds(consumer, topics)
 

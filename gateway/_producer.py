@@ -20,6 +20,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from sluicegate.kafka import gateway_producer_config
+
 __all__ = ["Delivery", "KafkaSink", "OutboundRecord", "producer_config"]
 
 log = logging.getLogger("sluicegate.gateway")
@@ -56,25 +58,8 @@ class Delivery:
         return self.error is None
 
 
-def producer_config(bootstrap: str, produce_timeout_s: float) -> dict[str, Any]:
-    """librdkafka settings of the gateway producer.
-
-    ``message.timeout.ms`` is the produce timeout, so every record is reported (delivered
-    or failed) before the request gives up waiting."""
-    timeout_ms = max(1000, int(produce_timeout_s * 1000))
-    return {
-        "bootstrap.servers": bootstrap,
-        "client.id": "sluicegate-gateway",
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 2,
-        "compression.type": "lz4",
-        "message.timeout.ms": timeout_ms,
-        "request.timeout.ms": min(timeout_ms, 30000),
-        "socket.connection.setup.timeout.ms": min(timeout_ms, 30000),
-        "queue.buffering.max.messages": 200_000,
-        "queue.buffering.max.kbytes": 512 * 1024,
-    }
+# the public name of the gateway producer's settings (sluicegate.kafka holds them all)
+producer_config = gateway_producer_config
 
 
 class _Pending:

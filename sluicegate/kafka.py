@@ -1,4 +1,5 @@
-"""Kafka settings shared by Sluicegate's clients: consumer group membership, and the
+"""Kafka for Sluicegate's clients, in one place: the librdkafka settings of every producer
+and consumer (gateway, CDC bridge, materializer), consumer group membership, and the
 creation of governed topics."""
 
 from __future__ import annotations
@@ -13,7 +14,99 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["GovernedTopics", "create_topics", "member_of", "static_membership"]
+__all__ = [
+    "GovernedTopics",
+    "bridge_consumer_config",
+    "bridge_producer_config",
+    "create_topics",
+    "gateway_producer_config",
+    "loader_consumer_config",
+    "member_of",
+    "static_membership",
+]
+
+
+def gateway_producer_config(bootstrap: str, produce_timeout_s: float) -> dict[str, Any]:
+    """The gateway producer: idempotent, ``acks=all``, a short linger for low latency.
+
+    ``message.timeout.ms`` is the produce timeout, so every record is reported (delivered
+    or failed) before the request gives up waiting."""
+    timeout_ms = max(1000, int(produce_timeout_s * 1000))
+    return {
+        "bootstrap.servers": bootstrap,
+        "client.id": "sluicegate-gateway",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "compression.type": "lz4",
+        "message.timeout.ms": timeout_ms,
+        "request.timeout.ms": min(timeout_ms, 30000),
+        "socket.connection.setup.timeout.ms": min(timeout_ms, 30000),
+        "queue.buffering.max.messages": 200_000,
+        "queue.buffering.max.kbytes": 512 * 1024,
+    }
+
+
+def bridge_consumer_config(
+    bootstrap: str, database: str, topics: Iterable[str], member: str | None
+) -> dict[str, Any]:
+    """The CDC bridge's consumer of one database's raw topics: offsets committed by hand
+    once the governed records are acknowledged, low fetch latency."""
+    group = f"sluicegate-cdc-{database}"
+    return {
+        **static_membership(member, group, topics),
+        "bootstrap.servers": bootstrap,
+        "session.timeout.ms": 10_000,
+        "group.id": group,
+        "client.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "topic.metadata.refresh.interval.ms": 5000,
+        "fetch.wait.max.ms": 50,
+        "log_level": 3,
+    }
+
+
+def bridge_producer_config(bootstrap: str, database: str, ack_timeout_s: float) -> dict[str, Any]:
+    """The CDC bridge's producer of governed records: idempotent, ``acks=all``; every
+    record is reported (delivered or failed) within ``ack_timeout_s``."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "client.id": f"sluicegate-cdc-{database}",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": int(ack_timeout_s * 1000),
+        "log_level": 3,
+    }
+
+
+def loader_consumer_config(
+    bootstrap: str,
+    group: str,
+    *,
+    instance_id: str | None,
+    session_timeout_ms: int,
+    metadata_refresh_ms: int,
+    logger: Any,
+) -> dict[str, Any]:
+    """The materializer's consumer of governed topics: offsets stored and committed by
+    hand after ClickHouse accepted a load, large fetches."""
+    static = {"group.instance.id": instance_id} if instance_id else {}
+    return {
+        **static,
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "session.timeout.ms": session_timeout_ms,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "topic.metadata.refresh.interval.ms": metadata_refresh_ms,
+        "fetch.wait.max.ms": 100,
+        "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        "logger": logger,
+    }
 
 
 def member_of(data_dir: Path) -> str:

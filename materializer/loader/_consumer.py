@@ -27,6 +27,7 @@ from materializer.loader._plan import Buffer, cut
 from materializer.loader._sink import ClickHouseSink
 from sluicegate.envelope import now_ms
 from sluicegate.errors import Unavailable
+from sluicegate.kafka import loader_consumer_config
 from sluicegate.naming import governed_topic_subscription
 
 log = logging.getLogger("sluicegate.materializer")
@@ -95,20 +96,14 @@ class Materializer:
 
     def consumer_config(self) -> dict[str, Any]:
         c = self._config
-        static = {"group.instance.id": c.instance_id} if c.instance_id else {}
-        return {
-            **static,
-            "bootstrap.servers": c.kafka_bootstrap,
-            "group.id": c.group_id,
-            "session.timeout.ms": c.session_timeout_ms,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "topic.metadata.refresh.interval.ms": c.metadata_refresh_ms,
-            "fetch.wait.max.ms": 100,
-            "max.partition.fetch.bytes": 8 * 1024 * 1024,
-            "logger": logging.getLogger("sluicegate.materializer.kafka"),
-        }
+        return loader_consumer_config(
+            c.kafka_bootstrap,
+            c.group_id,
+            instance_id=c.instance_id,
+            session_timeout_ms=c.session_timeout_ms,
+            metadata_refresh_ms=c.metadata_refresh_ms,
+            logger=logging.getLogger("sluicegate.materializer.kafka"),
+        )
 
     def run(self) -> None:
         """The loop; returns after :meth:`stop`."""
