@@ -10,7 +10,8 @@ from gateway._http import router
 from gateway._producer import Delivery, KafkaSink, OutboundRecord, producer_config
 from gateway._rejections import Reason
 from gateway._service import Gateway, Incoming, Outcome, batch_event_id
-from gateway._validation import Validators, Violation
+from gateway._validation import Validators
+from gateway._violation import Violation
 from gateway.client import SluicegateClient
 
 __all__ = [

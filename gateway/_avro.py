@@ -14,13 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fastavro
 from fastavro.validation import ValidationError, validate
 
-if TYPE_CHECKING:
-    from gateway._validation import Violation
+from gateway._violation import Violation
 
 __all__ = ["AvroChecker"]
 
@@ -30,8 +29,6 @@ _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "st
 
 
 def _v(path: str, rule: str, message: str) -> Violation:
-    from gateway._validation import Violation
-
     return Violation(path, rule, message)
 
 

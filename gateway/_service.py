@@ -19,7 +19,8 @@ import orjson
 from gateway._metrics import GatewayMetrics
 from gateway._producer import Delivery, KafkaSink, OutboundRecord
 from gateway._rejections import Reason, Rejections
-from gateway._validation import Validators, Violation
+from gateway._validation import Validators
+from gateway._violation import Violation
 from registry import Principal, RegisteredSchema, Registry
 from sluicegate.envelope import (
     Envelope,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jsonschema
@@ -22,8 +21,9 @@ import jsonschema_rs
 import orjson
 
 from gateway._avro import AvroChecker
+from gateway._violation import Violation
 
-__all__ = ["MAX_VIOLATIONS", "SchemaLike", "Validators", "Violation", "json_path"]
+__all__ = ["MAX_VIOLATIONS", "SchemaLike", "Validators", "json_path"]
 
 log = logging.getLogger("sluicegate.gateway")
 
@@ -43,18 +43,6 @@ class SchemaLike(Protocol):
 
     @property
     def schema(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One reason an event was refused: where (JSON path), which rule, and why."""
-
-    path: str
-    rule: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "rule": self.rule, "message": self.message}
 
 
 def json_path(parts: Any) -> str:
