@@ -29,10 +29,12 @@ from sluicegate.sqlgate import FunctionAllowlist, SqlNotAllowed, check_expressio
 __all__ = [
     "ORDER_COLUMNS_SQL",
     "ORDER_KEY_SQL",
+    "PLACEHOLDER0",
     "AggregateCall",
     "CompiledExpression",
     "compile_aggregation",
     "compile_filter",
+    "set_aggregate",
 ]
 
 DIALECT = "clickhouse"
@@ -75,6 +77,7 @@ _NUMERIC_AGGREGATES = {
 # Aggregates whose empty result is 0 (the documented count-like default).
 _COUNT_LIKE = re.compile(r"^(count|uniq|sum)", re.IGNORECASE)
 _PLACEHOLDER = "__sg_agg_{}__"
+PLACEHOLDER0 = _PLACEHOLDER.format(0)
 
 
 @dataclass(frozen=True)
@@ -370,3 +373,26 @@ def compile_filter(
             )
     compiled, read = _resolve_columns(tree, what, fields, subject, reader or FieldReader())
     return CompiledExpression(sql=compiled.sql(dialect=DIALECT), fields=tuple(read))
+
+
+# --------------------------------------------------------------------------- set attribute
+
+
+def set_aggregate(value_sql: str, filter_sql: str) -> tuple[AggregateCall, str]:
+    """The aggregate of a set attribute: every event of the entity as (row key, event order,
+    value, live), sorted; the last image of each row key is kept when live; its values come
+    out distinct and sorted. -> (the aggregate call, the template around it)."""
+    call = AggregateCall(
+        "groupArray",
+        None,
+        f"tuple(entity_key, {ORDER_COLUMNS_SQL}, {value_sql}, "
+        f"toUInt8(op != 'd' AND ({filter_sql})))",
+    )
+    rows = f"arraySort({PLACEHOLDER0})"
+    template = (
+        "arraySort(arrayDistinct(arrayMap(r -> tupleElement(r, 6), "
+        "arrayFilter((r, next_key) -> tupleElement(r, 7) = 1 AND tupleElement(r, 1) != next_key, "
+        f"{rows}, arrayPushBack(arrayPopFront(arrayMap(r -> tupleElement(r, 1), {rows})), '')"
+        "))))"
+    )
+    return call, template

@@ -31,12 +31,13 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from materializer.features import sql
 from materializer.features._expr import (
     ORDER_KEY_SQL,
+    PLACEHOLDER0,
     AggregateCall,
     compile_aggregation,
     compile_filter,
+    set_aggregate,
 )
 from materializer.features._fields import FieldType, schema_fields
 from materializer.features._upcast import FieldReader
@@ -337,10 +338,10 @@ def _compile(
     flt = compile_filter(defn.filter, fields, defn.source, functions, reader=reader)
     nullable = FieldType(ftype.base, True, ftype.kind)
     present = f"isNotNull({reader.sql(column, nullable, 'attribute.column')})"
-    call, template = sql.set_aggregate(value_sql, f"({flt.sql}) AND {present}")
+    call, template = set_aggregate(value_sql, f"({flt.sql}) AND {present}")
     return CompiledFeature(
         kind=FeatureKind.ATTRIBUTE_SET,
-        value_agg=template.replace(sql.PLACEHOLDER0, call.sql),
+        value_agg=template.replace(PLACEHOLDER0, call.sql),
         filter_expr="op != 't'",
         window_ms=None,
         default_sql="NULL",

@@ -36,15 +36,12 @@ from clickhouse_connect.driver.binding import format_query_value, quote_identifi
 
 from materializer.features._expr import (
     _PLACEHOLDER,
-    ORDER_COLUMNS_SQL,
     ORDER_KEY_SQL,
-    AggregateCall,
 )
 
 if TYPE_CHECKING:
     from materializer.features.definition import CompiledFeature
 
-PLACEHOLDER0 = _PLACEHOLDER.format(0)
 DEFINITIONS_TABLE = "feature_definitions"
 _BUCKETS_MS = (60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000)
 DAY_MS = 86_400_000
@@ -77,29 +74,6 @@ def floor_div_sql(ms_sql: str, divisor: int) -> str:
 def edge_ttl_s(window_ms: int | None) -> int:
     """How long per-event states must stay for window edges (plus a day of margin)."""
     return ((window_ms or 0) + 2 * bucket_ms(window_ms)) // 1000 + DAY_MS // 1000
-
-
-# ----------------------------------------------------------------------------- set attribute
-
-
-def set_aggregate(value_sql: str, filter_sql: str) -> tuple[AggregateCall, str]:
-    """The aggregate of a set attribute: every event of the entity as (row key, event order,
-    value, live), sorted; the last image of each row key is kept when live; its values come
-    out distinct and sorted. -> (the aggregate call, the template around it)."""
-    call = AggregateCall(
-        "groupArray",
-        None,
-        f"tuple(entity_key, {ORDER_COLUMNS_SQL}, {value_sql}, "
-        f"toUInt8(op != 'd' AND ({filter_sql})))",
-    )
-    rows = f"arraySort({PLACEHOLDER0})"
-    template = (
-        "arraySort(arrayDistinct(arrayMap(r -> tupleElement(r, 6), "
-        "arrayFilter((r, next_key) -> tupleElement(r, 7) = 1 AND tupleElement(r, 1) != next_key, "
-        f"{rows}, arrayPushBack(arrayPopFront(arrayMap(r -> tupleElement(r, 1), {rows})), '')"
-        "))))"
-    )
-    return call, template
 
 
 # ----------------------------------------------------------------------------- object names
@@ -431,7 +405,6 @@ __all__ = [
     "DEFINITIONS_TABLE",
     "ORDER_KEY_SQL",
     "PARTS",
-    "PLACEHOLDER0",
     "Objects",
     "OnlineRead",
     "add_columns",
@@ -455,7 +428,6 @@ __all__ = [
     "online_query",
     "optimize",
     "select_definitions",
-    "set_aggregate",
     "state_select",
     "store_now",
     "table_columns",

@@ -8,6 +8,9 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
+from materializer.features import load_definitions
+from materializer.features._upcast import field_reader
+from materializer.features.definition import CompiledFeature, FeatureDefinition
 from materializer.training._model import FeatureSpec
 
 __all__ = ["SchemaSource", "feature_specs", "spec_from_compiled"]
@@ -23,8 +26,8 @@ class SchemaSource(Protocol):
     def read_plan(self, subject: str, version: int | None = None) -> Any: ...
 
 
-def spec_from_compiled(compiled: Any, *, aggregation: str = "") -> FeatureSpec:
-    """A :class:`FeatureSpec` from a ``CompiledFeature`` (materializer.features)."""
+def spec_from_compiled(compiled: CompiledFeature, *, aggregation: str = "") -> FeatureSpec:
+    """A :class:`FeatureSpec` from a compiled feature definition."""
     return FeatureSpec(
         name=compiled.name,
         version=int(compiled.version),
@@ -39,11 +42,12 @@ def spec_from_compiled(compiled: Any, *, aggregation: str = "") -> FeatureSpec:
     )
 
 
-def _written(defn: Any) -> str:
+def _written(defn: FeatureDefinition) -> str:
     """The aggregation as the definition file wrote it (for comments and the report)."""
     if defn.aggregation is not None:
         return str(defn.aggregation)
     attribute = defn.attribute
+    assert attribute is not None  # a definition has an aggregation or an attribute
     return f"{attribute.mode} of {attribute.column}"
 
 
@@ -52,9 +56,6 @@ def feature_specs(
 ) -> list[FeatureSpec]:
     """The current (or ``name@v``-pinned) versions of ``names``, compiled against their
     source subject's latest schema (payloads in ``events`` are upcast to it)."""
-    from materializer.features import load_definitions
-    from materializer.features._upcast import field_reader
-
     specs = []
     for defn in load_definitions(client, list(names)):
         compiled = defn.compiled(
