@@ -2,7 +2,7 @@
 that turns their raw change topics into governed, versioned subjects ``cdc.<db>.<table>``.
 See docs/cdc.md."""
 
-from cdc._bridge import DatabaseBridge, create_raw_topics, event_id_of
+from cdc._bridge import DatabaseBridge, create_raw_topics
 from cdc._config import (
     COMMIT_TIME_FIELD,
     ConnectionConfig,
@@ -20,6 +20,7 @@ from cdc._http import router
 from cdc._render import render_connector_config
 from cdc._service import CdcService, start_cdc
 from cdc._shape import Shape, fits, infer_shape, json_schema
+from cdc._translate import event_id_of
 
 __all__ = [
     "COMMIT_TIME_FIELD",

@@ -13,11 +13,9 @@ replays from exactly there, as the owner's fix does.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +26,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from cdc._catalog import TableInfo, describe_table
-from cdc._config import COMMIT_TIME_FIELD, DatabaseConfig
+from cdc._config import DatabaseConfig
 from cdc._govern import TableGovernor, TableHeld
 from cdc._metrics import CdcMetrics
+from cdc._translate import Outbound, Undecodable, translate
 from registry import Registry
-from sluicegate.envelope import CdcOp, Envelope, Source, entity_key_of, frame, ms_to_iso, now_ms
+from sluicegate.envelope import CdcOp, ms_to_iso, now_ms
 from sluicegate.errors import SluicegateError
 from sluicegate.kafka import (
     GovernedTopics,
@@ -42,23 +41,14 @@ from sluicegate.kafka import (
 )
 from sluicegate.naming import topic_for_subject
 
-__all__ = ["DatabaseBridge", "create_raw_topics", "event_id_of"]
+__all__ = ["DatabaseBridge", "create_raw_topics"]
 
 log = logging.getLogger("sluicegate.cdc")
 
-_EVENT_NS = uuid.UUID("5b0e7a52-3f1c-4d8e-9a57-6c1f2b8d4e31")
 BATCH = 2000
 ACK_TIMEOUT_S = 30.0
 # the broker keeps up to offset.metadata.max.bytes (4096 by default) per committed offset
 _NOTE_CHARS = 2000
-
-
-def event_id_of(subject: str, op: str, lsn: Any, entity_key: str, row_bytes: bytes | None) -> str:
-    """A deterministic event id: the same change (re-sent by Debezium after a restart, or
-    replayed by the bridge) always gets the same id. Snapshot rows share one LSN, so their
-    content is part of the id too."""
-    digest = hashlib.blake2b(row_bytes, digest_size=8).hexdigest() if row_bytes else ""
-    return str(uuid.uuid5(_EVENT_NS, f"{subject}|{op}|{lsn}|{entity_key}|{digest}"))
 
 
 def hold_note(since: float, error: str) -> str:
@@ -89,17 +79,6 @@ def create_raw_topics(bootstrap: str, topics: list[str], *, timeout: float = 15.
 
 
 @dataclass
-class _Outbound:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, str | bytes | None]]
-    table: str
-    op: str
-    commit_ms: int | None
-
-
-@dataclass
 class _TableCounters:
     changes: int = 0
     last_commit_ms: int | None = None
@@ -107,15 +86,11 @@ class _TableCounters:
     by_op: dict[str, int] = field(default_factory=dict)
 
 
-class _Undecodable(Exception):
-    pass
-
-
 def _where(msg: Message) -> tuple[str, int, int]:
     """Topic, partition and offset of a consumed (non-error) record."""
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
     if topic is None or partition is None or offset is None:
-        raise _Undecodable("record without a topic position")
+        raise Undecodable("record without a topic position")
     return topic, partition, offset
 
 
@@ -349,7 +324,7 @@ class DatabaseBridge:
     def _process(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
         upto: dict[tuple[str, int], int] = {}
         held: dict[tuple[str, int], int] = {}
-        out: list[_Outbound] = []
+        out: list[Outbound] = []
         self._batch_ms = now_ms()  # the batch's ingestion time
         for msg in messages:
             err = msg.error()
@@ -364,16 +339,23 @@ class DatabaseBridge:
             if tp in self._held:
                 continue  # replayed from the held offset once the table is released
             gov = self.governors[topic]
+            record: Outbound | None = None
             try:
                 if gov.held:
                     raise TableHeld(gov.error)
-                record = self._translate(gov, msg, topic)
+                raw = msg.value()
+                if raw is None:  # the tombstone after a delete: the delete itself was written
+                    self._metrics.tombstones.labels(self.cfg.name, gov.table.name).inc()
+                else:
+                    record = translate(
+                        gov, raw, msg.key(), topic, batch_ms=self._batch_ms, team=self.cfg.team
+                    )
                 gov.remembered = None
             except TableHeld:
                 self._hold(consumer, topic, partition, offset)
                 held[tp] = offset
                 continue
-            except _Undecodable as exc:
+            except Undecodable as exc:
                 gov.hold_undecodable(f"undecodable change at {topic}[{partition}]@{offset}: {exc}")
                 self._hold(consumer, topic, partition, offset)
                 held[tp] = offset
@@ -398,7 +380,7 @@ class DatabaseBridge:
             consumer.commit(offsets=offsets, asynchronous=True)
         self._account(out)
 
-    def _produce(self, out: list[_Outbound], producer: Producer) -> None:
+    def _produce(self, out: list[Outbound], producer: Producer) -> None:
         self._acked, self._ack_error = True, None
 
         def on_delivery(err: KafkaError | None, _: Message) -> None:
@@ -420,7 +402,7 @@ class DatabaseBridge:
             self._acked = False
             self._ack_error = f"{remaining} records not acknowledged in {ACK_TIMEOUT_S:.0f} s"
 
-    def _account(self, out: list[_Outbound]) -> None:
+    def _account(self, out: list[Outbound]) -> None:
         now = now_ms()
         lag = self._metrics.lag.labels(self.cfg.name)
         counts: dict[tuple[str, str], int] = {}
@@ -435,73 +417,3 @@ class DatabaseBridge:
             c.changes += n
             c.by_op[op] = c.by_op.get(op, 0) + n
             self._metrics.changes.labels(self.cfg.name, self.governors[table].table.name, op).inc(n)
-
-    # ------------------------------------------------------------------ one change
-    def _translate(self, gov: TableGovernor, msg: Message, topic: str) -> _Outbound | None:
-        raw = msg.value()
-        if raw is None:  # the tombstone after a delete: the delete itself was written
-            self._metrics.tombstones.labels(self.cfg.name, gov.table.name).inc()
-            return None
-        try:
-            doc = orjson.loads(raw)
-            if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
-                doc = doc["payload"]  # a worker with schemas.enable=true
-            op = CdcOp(doc["op"])
-            source = doc["source"]
-            key = msg.key()
-            key_doc = orjson.loads(key) if key else None
-            if isinstance(key_doc, dict) and "payload" in key_doc and "schema" in key_doc:
-                key_doc = key_doc["payload"]
-        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-            raise _Undecodable(f"not a Debezium change event ({exc})") from exc
-        key_names = list(key_doc) if isinstance(key_doc, dict) else None
-        row: dict[str, Any] | None
-        if op is CdcOp.TRUNCATE:
-            row, payload = None, {}
-        elif op is CdcOp.DELETE:
-            before = doc.get("before") or {}
-            if gov.full_identity:
-                row, payload = before, dict(before)
-            else:  # only the key is real; other columns would be type defaults
-                row = None
-                payload = {k: before.get(k) for k in (key_names or gov.key_names)}
-        else:
-            row = doc.get("after")
-            if not isinstance(row, dict):
-                raise _Undecodable(f"op {op.value} without an after image")
-            payload = dict(row)
-        schema = gov.schema_for(row, key_names)
-        commit_ms = int(source.get("ts_ms") or doc.get("ts_ms") or self._batch_ms)
-        payload[COMMIT_TIME_FIELD] = ms_to_iso(commit_ms)
-        try:
-            entity_key = entity_key_of(key_doc, key_names) if key_doc and key_names else ""
-        except KeyError as exc:
-            raise _Undecodable(f"key column {exc} is null") from exc
-        lsn = source.get("lsn")
-        position = {"lsn": str(lsn)} if lsn is not None else {}
-        if source.get("txId") is not None:
-            position["txid"] = str(source["txId"])
-        content = orjson.dumps(row) if op is CdcOp.READ and row else None
-        env = Envelope(
-            event_id=event_id_of(gov.subject, op.value, lsn, entity_key, content),
-            subject=gov.subject,
-            schema_id=schema.id,
-            schema_version=schema.version,
-            entity_key=entity_key,
-            occurred_at=commit_ms,
-            ingested_at=self._batch_ms,
-            source=Source.CDC,
-            producer=self.cfg.team,
-            payload=payload,
-            op=op,
-            position=position,
-        )
-        return _Outbound(
-            topic=topic_for_subject(gov.subject),
-            key=entity_key.encode() if entity_key else None,
-            value=frame(schema.id, schema.encode(payload)),
-            headers=[(k, v) for k, v in env.headers()],
-            table=topic,
-            op=op.value,
-            commit_ms=commit_ms,
-        )
