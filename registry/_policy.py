@@ -14,6 +14,15 @@ from registry._types import Compatibility, Principal, SubjectMetadata
 from sluicegate.errors import Forbidden, IncompatibleSchema, InvalidMigration, Unprocessable
 
 
+def require_manager(subject: str, owner: str | None, principal: Principal, doing: str = "") -> None:
+    """Refuse (403) a principal that may not manage ``subject`` (owned by ``owner``);
+    ``doing`` says what it may not do."""
+    if principal.can_manage(owner):
+        return
+    tail = f"; team '{principal.team}' may not {doing}" if doing else ""
+    raise Forbidden(f"subject '{subject}' is owned by team '{owner}'{tail}")
+
+
 def judge(
     subject: str,
     parsed: ParsedSchema,

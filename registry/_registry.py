@@ -12,7 +12,13 @@ from sqlalchemy import Engine, func, select
 
 from registry import _compat, _store
 from registry._model import SubjectState, VersionState, fingerprint
-from registry._policy import check_metadata, check_owner_change, judge, registration_metadata
+from registry._policy import (
+    check_metadata,
+    check_owner_change,
+    judge,
+    registration_metadata,
+    require_manager,
+)
 from registry._readplan import ReadPlan, read_plan
 from registry._schemas import ParsedSchema, parse
 from registry._tokens import Tokens
@@ -305,8 +311,8 @@ class Registry:
             raise Unprocessable(f"invalid subject name {subject!r}")
         with self._lock:
             sub = self._fresh(subject)
-            if sub is not None and not principal.can_manage(sub.metadata.owner):
-                raise Forbidden(f"subject '{subject}' is owned by team '{sub.metadata.owner}'")
+            if sub is not None:
+                require_manager(subject, sub.metadata.owner, principal)
             if sub is None:
                 if level is None:
                     raise SubjectNotFound(f"Subject '{subject}' not found.")
@@ -380,11 +386,7 @@ class Registry:
                         if metadata is not None and metadata != sub.metadata:
                             self.set_metadata(metadata, principal=principal)
                         return RegisterResult(existing_id, v.version, created=False)
-            if not principal.can_manage(owner):
-                raise Forbidden(
-                    f"subject '{subject}' is owned by team '{owner}'; "
-                    f"team '{principal.team}' may not register versions"
-                )
+            require_manager(subject, owner, principal, "register versions")
             live = sub.live() if sub else []
             level = (sub.compatibility if sub else None) or self._global
             previous = [(v.version, self._parsed[v.schema_id]) for v in live]
@@ -445,10 +447,7 @@ class Registry:
             sub = self._fresh(metadata.subject)
             if sub is None:
                 raise SubjectNotFound(f"Subject '{metadata.subject}' not found.")
-            if not principal.can_manage(sub.metadata.owner):
-                raise Forbidden(
-                    f"subject '{metadata.subject}' is owned by team '{sub.metadata.owner}'"
-                )
+            require_manager(metadata.subject, sub.metadata.owner, principal)
             check_owner_change(metadata.owner, sub.metadata.owner, principal)
             meta = metadata if metadata.owner else replace(metadata, owner=sub.metadata.owner)
             live = sub.live()
@@ -463,8 +462,7 @@ class Registry:
         soft-deleted subject for good. Schema ids keep resolving either way."""
         with self._lock:
             sub = self._subject(subject, deleted=True)
-            if not principal.can_manage(sub.metadata.owner):
-                raise Forbidden(f"subject '{subject}' is owned by team '{sub.metadata.owner}'")
+            require_manager(subject, sub.metadata.owner, principal)
             live = [v.version for v in sub.live()]
             if permanent:
                 if live:
@@ -495,8 +493,7 @@ class Registry:
         """Soft-delete one version or, with ``permanent``, remove a soft-deleted one."""
         with self._lock:
             sub = self._subject(subject, deleted=True)
-            if not principal.can_manage(sub.metadata.owner):
-                raise Forbidden(f"subject '{subject}' is owned by team '{sub.metadata.owner}'")
+            require_manager(subject, sub.metadata.owner, principal)
             if version == -1:
                 candidates = sub.all() if permanent else sub.live()
                 if not candidates:
