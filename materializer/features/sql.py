@@ -173,6 +173,15 @@ def fill_group(cf: CompiledFeature, part: str) -> tuple[str, ...]:
     return (cf.subject, cf.entity_expr, cf.filter_expr, _slot(cf, part)[1])
 
 
+def _feature_columns(features: Sequence[Feature]) -> list[tuple[str, str]]:
+    """(column, SQL) of the features' own columns: their states and presence counts."""
+    out = []
+    for cf, objs in features:
+        out += [(objs.state(i), a.state_sql()) for i, a in enumerate(cf.aggregates)]
+        out.append((objs.presence, "count()"))
+    return out
+
+
 def state_select(features: Sequence[Feature], part: str, extra_where: str = "") -> str:
     """The SELECT turning `events` rows into the rows of ``part`` of ``features`` (one
     :func:`fill_group`): used by the views, the backfill, the column types and the dry run
@@ -182,10 +191,7 @@ def state_select(features: Sequence[Feature], part: str, extra_where: str = "") 
     where = f"subject = {lit(first.subject)} AND ({first.filter_expr})"
     if extra_where:
         where += f" AND {extra_where}"
-    columns = []
-    for cf, objs in features:
-        columns += [f"{a.state_sql()} AS {objs.state(i)}" for i, a in enumerate(cf.aggregates)]
-        columns.append(f"count() AS {objs.presence}")
+    columns = [f"{sql} AS {name}" for name, sql in _feature_columns(features)]
     ttl = max(_ttl_s(cf, part) for cf, _ in features)
     return (
         f"SELECT {first.entity_expr} AS entity, toUInt8({kind}) AS kind, "
@@ -236,10 +242,7 @@ def backfill_insert(features: Sequence[Feature], part: str, t0_ms: int, month: i
     """Fill ``part`` of ``features`` (one :func:`fill_group`) from the events of one month
     partition loaded before ``t0_ms``: one INSERT writing all their columns."""
     cond = f"loaded_at < {ts_lit(t0_ms)} AND toYYYYMM(occurred_at) = {int(month)}"
-    columns = ["entity", "kind", "slot"]
-    for cf, objs in features:
-        columns += [objs.state(i) for i in range(len(cf.aggregates))] + [objs.presence]
-    columns.append("ttl_s")
+    columns = ["entity", "kind", "slot", *(name for name, _ in _feature_columns(features)), "ttl_s"]
     return (
         f"INSERT INTO {quote_identifier(features[0][1].table)} "
         f"({', '.join(quote_identifier(c) for c in columns)}) "
