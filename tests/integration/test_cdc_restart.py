@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from cdc_helpers import ROOT, CdcHarness, delete_topics, wait_until
 from serving import start_server
@@ -119,6 +120,15 @@ def cdc(
     h.cleanup()
 
 
+def _streaming_offset_stored(worker: OwnConnect, connector: str) -> bool:
+    """True once Connect holds an offset of the connector past its snapshot (KIP-875)."""
+    r = httpx.get(f"{worker.url}/connectors/{connector}/offsets", timeout=10)
+    if r.status_code != 200:
+        return False
+    offsets = [o.get("offset") or {} for o in r.json().get("offsets", [])]
+    return any("lsn" in o and not o.get("snapshot") for o in offsets)
+
+
 def _insert(cdc: CdcHarness, table: str, ids: range) -> None:
     with cdc.pg() as conn:
         for i in ids:  # one transaction per row: many separate LSNs and offsets
@@ -135,6 +145,13 @@ def test_connect_and_bridge_restarts_lose_no_change(
     reader = cdc.reader(table)
     _insert(cdc, table, range(1, 21))
     reader.wait_count(20)
+    # Connect stores a source task's offsets every second (offset.flush.interval.ms); a
+    # worker killed before its first store would take the snapshot again
+    wait_until(
+        lambda: _streaming_offset_stored(own_connect, f"sluicegate-{cdc.name}"),
+        60,
+        "Connect to store the connector's streaming offset",
+    )
 
     # 1. the Connect worker dies (SIGKILL: no clean shutdown) while changes keep coming
     own_connect.kill(signal.SIGKILL)
