@@ -12,6 +12,7 @@ from cdc._service import CdcService
 from registry import Principal
 from registry.http import read_principal
 from sluicegate.errors import ResourceNotFound
+from sluicegate.state import app_state
 
 __all__ = ["router"]
 
@@ -20,7 +21,7 @@ Reader = Annotated[Principal | None, Depends(read_principal)]
 
 
 def _service(request: Request) -> CdcService:
-    service: CdcService | None = getattr(request.app.state, "cdc", None)
+    service = app_state(request).cdc
     if service is None:
         raise ResourceNotFound("CDC is not configured: set SLUICEGATE_CDC_CONFIG_DIR")
     return service

@@ -151,25 +151,25 @@ class CdcService:
         }
 
 
-def start_cdc(app: Any, settings: Settings, environ: Mapping[str, str]) -> CdcService | None:
-    """Start the CDC service when ``settings.cdc_config_dir`` is set and put it on
-    ``app.state.cdc`` (None otherwise). ``environ`` holds the database passwords."""
-    app.state.cdc = None
+def start_cdc(
+    settings: Settings,
+    registry: Registry,
+    metrics: CollectorRegistry,
+    environ: Mapping[str, str],
+) -> CdcService | None:
+    """Start the CDC service when ``settings.cdc_config_dir`` is set (None otherwise).
+    ``metrics`` receives its collectors; ``environ`` holds the database passwords."""
     if settings.cdc_config_dir is None:
         return None
-    metrics_registry = getattr(app.state, "metrics_registry", None)
-    if metrics_registry is None:
-        metrics_registry = app.state.metrics_registry = CollectorRegistry()
     service = CdcService(
         settings.cdc_config_dir,
-        registry=app.state.registry,
+        registry=registry,
         kafka_bootstrap=settings.kafka_bootstrap,
         connect=ConnectClient(settings.connect_url, timeout=5.0),
-        metrics=CdcMetrics(metrics_registry),
+        metrics=CdcMetrics(metrics),
         environ=environ,
         member=member_of(settings.data_dir),
         topics=GovernedTopics(settings.kafka_bootstrap, settings.topic_partitions),
     )
     service.start()
-    app.state.cdc = service
     return service

@@ -26,6 +26,7 @@ from sluicegate.errors import (
     Unavailable,
     Unprocessable,
 )
+from sluicegate.state import app_state
 
 __all__ = ["router"]
 
@@ -82,7 +83,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _gateway(request: Request) -> Gateway:
-    gw: Gateway | None = getattr(request.app.state, "gateway", None)
+    gw = app_state(request).gateway
     if gw is None:
         raise Unavailable("the gateway is not running in this process")
     return gw
@@ -173,7 +174,7 @@ async def post_event(request: Request, subject: str) -> Response:
         require_media(request.headers.get("content-type"), ndjson=False)
         event_id = _idempotency_key(request)
         pinned = _version(request.query_params.get("version"))
-        body = await read_body(request, request.app.state.settings.max_body_bytes)
+        body = await read_body(request, app_state(request).settings.max_body_bytes)
         target = gw.target(subject, pinned)
         gw.authorize(principal, subject, target)
         try:
@@ -212,7 +213,7 @@ async def post_batch(request: Request, subject: str) -> Response:
         key = _idempotency_key(request)
         pinned = _version(request.query_params.get("version"))
         atomic = _atomic(request.query_params.get("atomic"))
-        settings = request.app.state.settings
+        settings = app_state(request).settings
         body = await read_body(request, settings.max_body_bytes)
         target = gw.target(subject, pinned)
         gw.authorize(principal, subject, target)
@@ -285,7 +286,7 @@ async def post_mixed(request: Request) -> Response:
         media = require_media(request.headers.get("content-type"), ndjson=True)
         key = _idempotency_key(request)
         atomic = _atomic(request.query_params.get("atomic"))
-        settings = request.app.state.settings
+        settings = app_state(request).settings
         body = await read_body(request, settings.max_body_bytes)
         raw = parse_batch(body, media, settings.max_batch_events)
         items = [
@@ -352,6 +353,5 @@ def _registry_ok(gw: Gateway) -> bool:
 @router.get("/metrics", tags=["operations"], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: the app's own registry plus the process defaults."""
-    own = getattr(request.app.state, "metrics_registry", None)
-    text = (generate_latest(own) if own is not None else b"") + generate_latest(REGISTRY)
+    text = generate_latest(app_state(request).metrics) + generate_latest(REGISTRY)
     return Response(text, media_type=CONTENT_TYPE_LATEST)

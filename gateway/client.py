@@ -90,7 +90,7 @@ class SluicegateClient:
                     return min(self.max_backoff_s, max(0.0, float(after)))
                 except ValueError:
                     pass
-        base = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        base = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
         return base * random.uniform(0.5, 1.0)  # noqa: S311 - retry jitter, not a secret
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -10,9 +10,9 @@ from fastapi import Request, Response
 
 from sluicegate.body import parse_json, read_body
 from sluicegate.errors import BadRequest, InvalidVersion
+from sluicegate.state import app_state
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
-DEFAULT_MAX_BODY = 16 * 1024 * 1024
 _MAX_VERSION = 2**31 - 1
 
 
@@ -22,8 +22,7 @@ def respond(content: Any, status: int = 200) -> Response:
 
 
 def _limit(request: Request) -> int:
-    settings = getattr(request.app.state, "settings", None)
-    return int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY))
+    return app_state(request).settings.max_body_bytes
 
 
 async def read_json(request: Request) -> Any:

@@ -12,6 +12,7 @@ from registry import _requests
 from registry._registry import Registry
 from registry._types import Principal
 from sluicegate.errors import Unauthorized
+from sluicegate.state import app_state
 
 _AUTH_CACHE_SIZE = 4096
 
@@ -37,7 +38,7 @@ def _caches(registry: Registry) -> _HttpCaches:
 
 def get_registry(request: Request) -> Registry:
     """The app's Registry."""
-    return request.app.state.registry  # type: ignore[no-any-return]  # set by the lifespan
+    return app_state(request).registry
 
 
 def cached_principal(registry: Registry, header: str) -> Principal | None:

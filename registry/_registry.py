@@ -1,16 +1,17 @@
 """The Registry: subjects, versions, global ids, metadata, tokens and config, kept in the
-registry database and mirrored in memory so lookups by id never touch the database."""
+registry database and mirrored in memory (``registry._mirror``) so lookups by id never
+touch the database. Who may change what is ``registry._policy``; this module applies it."""
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from registry import _compat, _store
+from registry._mirror import Mirror
 from registry._model import SubjectState, VersionState, fingerprint
 from registry._policy import (
     check_metadata,
@@ -30,7 +31,7 @@ from registry._types import (
     SchemaType,
     SubjectMetadata,
 )
-from registry._upcast import Step, build_steps
+from registry._upcast import build_steps
 from sluicegate.errors import (
     Forbidden,
     SchemaNotFound,
@@ -43,9 +44,6 @@ from sluicegate.errors import (
     VersionSoftDeleted,
 )
 from sluicegate.naming import is_valid_subject
-
-DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
-_MAX_ID = 2**31 - 1  # the wire format carries a signed 32-bit id
 
 
 class Registry:
@@ -61,19 +59,12 @@ class Registry:
         refresh_seconds: float = 5.0,
     ) -> None:
         self._engine = engine
-        self._refresh_s = refresh_seconds
         self._lock = threading.RLock()
         self.anonymous_read = anonymous_read
-        self._parsed: dict[int, ParsedSchema] = {}
-        self._by_id: dict[int, RegisteredSchema] = {}
-        self._by_fp: dict[str, int] = {}
-        self._views: dict[tuple[str, int], RegisteredSchema] = {}
-        self._subjects: dict[str, SubjectState] = {}
+        self._m = Mirror(engine, self._lock, refresh_seconds)
         self._tokens = Tokens(engine, admin_token)
-        self._global = DEFAULT_COMPATIBILITY
-        self._upcasters: dict[tuple[str, int, int], list[Step]] = {}
-        self._read_plans: dict[str, dict[int, ReadPlan]] = {}
-        self._load()
+        self._m.load()
+        self._tokens.load()
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
@@ -99,142 +90,38 @@ class Registry:
         """Release the database connections."""
         self._engine.dispose()
 
-    def _load(self) -> None:
-        with _store.transaction(self._engine) as conn:
-            schema_rows = conn.execute(select(_store.schemas)).all()
-            subject_rows = conn.execute(select(_store.subjects)).all()
-            version_rows = conn.execute(select(_store.versions)).all()
-            config_rows = conn.execute(select(_store.config)).all()
-        for row in schema_rows:
-            self._remember_schema(
-                row.id, SchemaType(row.schema_type), row.canonical, row.subject, row.version
-            )
-        for row in subject_rows:
-            self._subjects[row.name] = SubjectState.from_row(row)
-        for row in version_rows:
-            sub = self._subjects.setdefault(
-                row.subject, SubjectState(row.subject, SubjectMetadata(row.subject))
-            )
-            sub.versions[row.version] = VersionState.from_row(row)
-        self._tokens.load()
-        for row in config_rows:
-            if row.name == "compatibility":
-                self._global = Compatibility(row.value)
-
-    def _remember_schema(
-        self, schema_id: int, schema_type: SchemaType, canonical: str, subject: str, version: int
-    ) -> ParsedSchema:
-        parsed = parse(canonical, schema_type)
-        self._parsed[schema_id] = parsed
-        self._by_fp[fingerprint(schema_type, parsed.canonical)] = schema_id
-        self._by_id[schema_id] = RegisteredSchema(
-            schema_id, subject, version, schema_type, parsed.canonical, parsed.parsed
-        )
-        return parsed
-
-    def _fresh(self, name: str) -> SubjectState | None:
-        """The subject from memory, re-read from the database when unknown or older than
-        ``refresh_seconds`` (other processes on the same database may have changed it)."""
-        sub = self._subjects.get(name)
-        if sub is None or not sub.versions or time.monotonic() - sub.loaded_at > self._refresh_s:
-            return self._reload_subject(name)
-        return sub
-
-    def _reload_subject(self, name: str) -> SubjectState | None:
-        """Re-read one subject from the database."""
-        with self._lock, _store.transaction(self._engine) as conn:
-            row = conn.execute(
-                select(_store.subjects).where(_store.subjects.c.name == name)
-            ).first()
-            vrows = conn.execute(
-                select(_store.versions).where(_store.versions.c.subject == name)
-            ).all()
-            missing = {r.schema_id for r in vrows} - self._by_id.keys()
-            srows = (
-                conn.execute(select(_store.schemas).where(_store.schemas.c.id.in_(missing))).all()
-                if missing
-                else []
-            )
-            for s in srows:
-                self._remember_schema(
-                    s.id, SchemaType(s.schema_type), s.canonical, s.subject, s.version
-                )
-            if row is None and not vrows:
-                self._subjects.pop(name, None)
-                return None
-            sub = (
-                SubjectState.from_row(row)
-                if row is not None
-                else SubjectState(name, SubjectMetadata(name))
-            )
-            for r in vrows:
-                sub.versions[r.version] = VersionState.from_row(r)
-            self._subjects[name] = sub
-            self._upcasters = {k: v for k, v in self._upcasters.items() if k[0] != name}
-            self._read_plans.pop(name, None)
-            return sub
-
     # ---------------------------------------------------------------- reads
-    def _subject(self, name: str, *, deleted: bool = False) -> SubjectState:
-        sub = self._fresh(name)
-        if sub is None or not (sub.all() if deleted else sub.live()):
-            raise SubjectNotFound(f"Subject '{name}' not found.")
-        return sub
-
-    def _view(self, subject: str, v: VersionState) -> RegisteredSchema:
-        key = (subject, v.version)
-        view = self._views.get(key)
-        if view is None or view.id != v.schema_id:
-            view = replace(self.schema_by_id(v.schema_id), subject=subject, version=v.version)
-            self._views[key] = view
-        return view
-
     def schema_by_id(self, schema_id: int) -> RegisteredSchema:
         """The schema with global id ``schema_id`` (as first registered); deleted subjects'
         ids still resolve. Raises SchemaNotFound."""
-        found = self._by_id.get(schema_id)
-        if found is not None:
-            return found
-        if not 0 < schema_id <= _MAX_ID:
-            raise SchemaNotFound(f"Schema {schema_id} not found")
-        with _store.transaction(self._engine) as conn:
-            row = conn.execute(
-                select(_store.schemas).where(_store.schemas.c.id == schema_id)
-            ).first()
-        if row is None:
-            raise SchemaNotFound(f"Schema {schema_id} not found")
-        with self._lock:
-            self._remember_schema(
-                row.id, SchemaType(row.schema_type), row.canonical, row.subject, row.version
-            )
-        return self._by_id[schema_id]
+        return self._m.schema_by_id(schema_id)
 
     def version(self, subject: str, version: int, *, deleted: bool = False) -> RegisteredSchema:
         """Version ``version`` of ``subject`` (-1 means latest). Raises SubjectNotFound or
         VersionNotFound; soft-deleted versions only with ``deleted=True``."""
         if version == -1:
             return self.latest(subject, deleted=deleted)
-        sub = self._subject(subject, deleted=deleted)
+        sub = self._m.subject(subject, deleted=deleted)
         v = sub.versions.get(version)
         if v is None or (v.deleted and not deleted):
             raise VersionNotFound(f"Version {version} not found.")
-        return self._view(subject, v)
+        return self._m.view(subject, v)
 
     def latest(self, subject: str, *, deleted: bool = False) -> RegisteredSchema:
         """The newest live version of ``subject`` (or newest at all with ``deleted``)."""
-        sub = self._subject(subject, deleted=deleted)
-        return self._view(subject, (sub.all() if deleted else sub.live())[-1])
+        sub = self._m.subject(subject, deleted=deleted)
+        return self._m.view(subject, (sub.all() if deleted else sub.live())[-1])
 
     def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
         """Version numbers of ``subject`` (soft-deleted ones too with ``deleted``)."""
-        sub = self._subject(subject, deleted=deleted)
+        sub = self._m.subject(subject, deleted=deleted)
         return [v.version for v in (sub.all() if deleted else sub.live())]
 
     def subjects(self, *, deleted: bool = False, prefix: str = "") -> list[str]:
         """Subjects with at least one live version (or any version with ``deleted``)."""
         return sorted(
             name
-            for name, sub in list(self._subjects.items())
+            for name, sub in list(self._m.subjects.items())
             if name.startswith(prefix) and (sub.all() if deleted else sub.live())
         )
 
@@ -245,7 +132,7 @@ class Registry:
         self.schema_by_id(schema_id)
         return sorted(
             (name, v.version)
-            for name, sub in list(self._subjects.items())
+            for name, sub in list(self._m.subjects.items())
             for v in sub.all()
             if v.schema_id == schema_id and (deleted or not v.deleted)
         )
@@ -256,23 +143,23 @@ class Registry:
         """The version of ``subject`` whose canonical form equals ``schema``'s.
         Raises SubjectNotFound, SchemaNotFound or InvalidSchema."""
         parsed = parse(schema, schema_type)
-        sub = self._subject(subject, deleted=deleted)
-        schema_id = self._by_fp.get(fingerprint(schema_type, parsed.canonical))
+        sub = self._m.subject(subject, deleted=deleted)
+        schema_id = self._m.by_fp.get(fingerprint(schema_type, parsed.canonical))
         for v in reversed(sub.all() if deleted else sub.live()):
             if v.schema_id == schema_id:
-                return self._view(subject, v)
+                return self._m.view(subject, v)
         raise SchemaNotFound("Schema not found")
 
     def metadata(self, subject: str) -> SubjectMetadata:
         """The subject's metadata (owner, entity key, event time, description, tags)."""
-        sub = self._fresh(subject)
+        sub = self._m.fresh(subject)
         if sub is None:
             raise SubjectNotFound(f"Subject '{subject}' not found.")
         return sub.metadata
 
     def migration(self, subject: str, version: int) -> list[dict[str, Any]] | None:
         """The migration a version carries from the version before it (None: none)."""
-        sub = self._subject(subject, deleted=True)
+        sub = self._m.subject(subject, deleted=True)
         v = sub.versions.get(version)
         if v is None:
             raise VersionNotFound(f"Version {version} not found.")
@@ -281,7 +168,7 @@ class Registry:
     # ---------------------------------------------------------------- config
     def global_compatibility(self) -> Compatibility:
         """The default level for subjects without their own."""
-        return self._global
+        return self._m.global_level
 
     def set_global_compatibility(
         self, level: Compatibility, *, principal: Principal
@@ -291,17 +178,17 @@ class Registry:
             raise Forbidden("only an admin changes the global compatibility level")
         with self._lock, _store.transaction(self._engine) as conn:
             _store.set_config(conn, "compatibility", level.value)
-            self._global = level
+            self._m.global_level = level
         return level
 
     def subject_compatibility(self, subject: str) -> Compatibility | None:
         """The subject's own level, None when it follows the global one."""
-        sub = self._fresh(subject)
+        sub = self._m.fresh(subject)
         return sub.compatibility if sub else None
 
     def compatibility(self, subject: str) -> Compatibility:
         """The level that applies to ``subject``."""
-        return self.subject_compatibility(subject) or self._global
+        return self.subject_compatibility(subject) or self._m.global_level
 
     def set_subject_compatibility(
         self, subject: str, level: Compatibility | None, *, principal: Principal
@@ -310,7 +197,7 @@ class Registry:
         if not is_valid_subject(subject):
             raise Unprocessable(f"invalid subject name {subject!r}")
         with self._lock:
-            sub = self._fresh(subject)
+            sub = self._m.fresh(subject)
             if sub is not None:
                 require_manager(subject, sub.metadata.owner, principal)
             if sub is None:
@@ -323,7 +210,7 @@ class Registry:
             with _store.transaction(self._engine) as conn:
                 _store.upsert_subject(conn, sub.metadata, level)
             sub.compatibility = level
-            self._subjects[subject] = sub
+            self._m.subjects[subject] = sub
         return previous
 
     # ---------------------------------------------------------------- writes
@@ -335,19 +222,19 @@ class Registry:
         it is checked against that version only, otherwise as the subject's level says."""
         parsed = parse(schema, schema_type)
         try:
-            sub = self._subject(subject)
+            sub = self._m.subject(subject)
         except SubjectNotFound:
             if version is not None and version != -1:
                 raise
             return []
-        level = sub.compatibility or self._global
+        level = sub.compatibility or self._m.global_level
         if version is not None:
             target = self.version(subject, version)
-            previous = [(target.version, self._parsed[target.id])]
+            previous = [(target.version, self._m.parsed[target.id])]
             if level is Compatibility.NONE:
                 level = Compatibility.BACKWARD
         else:
-            previous = [(v.version, self._parsed[v.schema_id]) for v in sub.live()]
+            previous = [(v.version, self._m.parsed[v.schema_id]) for v in sub.live()]
         return _compat.check(parsed, previous, level)
 
     def register(
@@ -373,9 +260,9 @@ class Registry:
         parsed = parse(schema, schema_type)
         fp = fingerprint(schema_type, parsed.canonical)
         with self._lock:
-            sub = self._fresh(subject)
+            sub = self._m.fresh(subject)
             owner = sub.metadata.owner if sub else None
-            existing_id = self._by_fp.get(fp)
+            existing_id = self._m.by_fp.get(fp)
             if sub is not None and existing_id is not None:
                 for v in reversed(sub.live()):
                     if v.schema_id == existing_id:
@@ -388,8 +275,8 @@ class Registry:
                         return RegisterResult(existing_id, v.version, created=False)
             require_manager(subject, owner, principal, "register versions")
             live = sub.live() if sub else []
-            level = (sub.compatibility if sub else None) or self._global
-            previous = [(v.version, self._parsed[v.schema_id]) for v in live]
+            level = (sub.compatibility if sub else None) or self._m.global_level
+            previous = [(v.version, self._m.parsed[v.schema_id]) for v in live]
             messages, migrated = judge(subject, parsed, previous, level, migration)
             meta = registration_metadata(
                 subject, metadata, sub.metadata if sub else None, principal
@@ -412,7 +299,7 @@ class Registry:
     ) -> RegisterResult:
         subject = meta.subject
         number = max(sub.versions, default=0) + 1 if sub else 1
-        schema_id = self._by_fp.get(fp)
+        schema_id = self._m.by_fp.get(fp)
         with _store.transaction(self._engine) as conn:
             if schema_id is None:
                 schema_id = _store.schema_id(
@@ -425,33 +312,28 @@ class Registry:
                 )
             _store.insert_version(conn, subject, number, schema_id, migration)
             _store.upsert_subject(conn, meta, sub.compatibility if sub else None)
-        if schema_id not in self._by_id:
-            self._parsed[schema_id] = parsed
-            self._by_fp[fp] = schema_id
-            self._by_id[schema_id] = RegisteredSchema(
-                schema_id, subject, number, schema_type, parsed.canonical, parsed.parsed
-            )
+        if schema_id not in self._m.by_id:
+            self._m.remember_parsed(schema_id, parsed, schema_type, subject, number)
         if sub is None:
             sub = SubjectState(subject, meta)
-            self._subjects[subject] = sub
+            self._m.subjects[subject] = sub
         sub.metadata = meta
         sub.versions[number] = VersionState(number, schema_id, False, migration)
-        self._upcasters = {k: v for k, v in self._upcasters.items() if k[0] != subject}
-        self._read_plans.pop(subject, None)
+        self._m.forget_derived(subject)
         return RegisterResult(schema_id, number, created=True, migrated=migrated, messages=messages)
 
     def set_metadata(self, metadata: SubjectMetadata, *, principal: Principal) -> SubjectMetadata:
         """Replace a subject's metadata (owner or admin only). Entity-key and event-time
         fields must be fields of the latest version."""
         with self._lock:
-            sub = self._fresh(metadata.subject)
+            sub = self._m.fresh(metadata.subject)
             if sub is None:
                 raise SubjectNotFound(f"Subject '{metadata.subject}' not found.")
             require_manager(metadata.subject, sub.metadata.owner, principal)
             check_owner_change(metadata.owner, sub.metadata.owner, principal)
             meta = metadata if metadata.owner else replace(metadata, owner=sub.metadata.owner)
             live = sub.live()
-            check_metadata(meta, self._parsed[live[-1].schema_id] if live else None)
+            check_metadata(meta, self._m.parsed[live[-1].schema_id] if live else None)
             with _store.transaction(self._engine) as conn:
                 _store.upsert_subject(conn, meta, sub.compatibility)
             sub.metadata = meta
@@ -461,7 +343,7 @@ class Registry:
         """Soft-delete every live version of ``subject`` or, with ``permanent``, remove a
         soft-deleted subject for good. Schema ids keep resolving either way."""
         with self._lock:
-            sub = self._subject(subject, deleted=True)
+            sub = self._m.subject(subject, deleted=True)
             require_manager(subject, sub.metadata.owner, principal)
             live = [v.version for v in sub.live()]
             if permanent:
@@ -473,8 +355,8 @@ class Registry:
                 gone = [v.version for v in sub.all()]
                 with _store.transaction(self._engine) as conn:
                     _store.hard_delete(conn, subject)
-                del self._subjects[subject]
-                self._views = {k: v for k, v in self._views.items() if k[0] != subject}
+                del self._m.subjects[subject]
+                self._m.forget_views(subject)
                 return gone
             if not live:
                 raise SubjectSoftDeleted(
@@ -492,7 +374,7 @@ class Registry:
     ) -> int:
         """Soft-delete one version or, with ``permanent``, remove a soft-deleted one."""
         with self._lock:
-            sub = self._subject(subject, deleted=True)
+            sub = self._m.subject(subject, deleted=True)
             require_manager(subject, sub.metadata.owner, principal)
             if version == -1:
                 candidates = sub.all() if permanent else sub.live()
@@ -511,7 +393,7 @@ class Registry:
                 with _store.transaction(self._engine) as conn:
                     _store.hard_delete(conn, subject, version)
                 del sub.versions[version]
-                self._views.pop((subject, version), None)
+                self._m.forget_views(subject, version)
                 return version
             if v.deleted:
                 raise VersionSoftDeleted(
@@ -534,10 +416,10 @@ class Registry:
         if from_version == latest:
             return latest, payload
         key = (subject, from_version, latest)
-        steps = self._upcasters.get(key)
+        steps = self._m.upcasters.get(key)
         if steps is None:
-            steps = build_steps(self._subject(subject), self._parsed, from_version, latest)
-            self._upcasters[key] = steps
+            steps = build_steps(self._m.subject(subject), self._m.parsed, from_version, latest)
+            self._m.upcasters[key] = steps
         for step in steps:
             payload = step(payload)
         return latest, payload
@@ -558,10 +440,10 @@ class Registry:
         events stored under older versions (see :mod:`registry._readplan`)."""
         target = version if version is not None else self.latest(subject).version
         with self._lock:
-            plans = self._read_plans.setdefault(subject, {})
+            plans = self._m.read_plans.setdefault(subject, {})
             cached = plans.get(target)
             if cached is None:
-                cached = plans[target] = read_plan(self._subject(subject), self._parsed, target)
+                cached = plans[target] = read_plan(self._m.subject(subject), self._m.parsed, target)
         return cached
 
     # ---------------------------------------------------------------- auth

@@ -4,7 +4,7 @@ dependencies other packages' routes use (``require_principal``, ``optional_princ
 ``read_principal``) and ``SchemaLookupFastPath``, the middleware that answers
 deserializers' schema-by-id lookups before routing.
 
-The routers find the Registry on ``request.app.state.registry``.
+The routers find the Registry in the typed app state (``sluicegate.state.app_state``).
 """
 
 from registry._confluent import confluent_router

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,7 +25,12 @@ from gateway import router as gateway_router
 from gateway import start_gateway
 from materializer.features import FeatureStore, SubjectViews
 from materializer.features import router as features_router
-from materializer.loader import MAX_RESULT_ROWS, ReadOnlySql, start_materializer
+from materializer.loader import (
+    MAX_RESULT_ROWS,
+    LoaderMetrics,
+    ReadOnlySql,
+    start_materializer,
+)
 from materializer.loader import router as sql_router
 from materializer.training.http import router as training_router
 from migrations import apply_clickhouse_migrations
@@ -38,6 +44,7 @@ from sluicegate.errors import BadRequest, SluicegateError, TooManyRequests, Unav
 from sluicegate.naming import CLICKHOUSE_DATABASE
 from sluicegate.settings import Settings
 from sluicegate.sqlgate import load_allowlist
+from sluicegate.state import AppState
 from sluicegate.violations import first_message, violations
 
 
@@ -71,27 +78,27 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        app.state.settings = settings
         admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-        app.state.registry = Registry.open(
+        registry = Registry.open(
             settings.registry_url,
             admin_token=ensure_admin_token(settings.data_dir, admin),
             anonymous_read=settings.anonymous_read,
         )
-        ingest = start_gateway(app, settings) if serves_ingest else None
-        cdc = None
-        loader = None
+        state = AppState(settings=settings, registry=registry, metrics=CollectorRegistry())
+        app.state.sluicegate = state
+        if serves_ingest:
+            state.gateway = start_gateway(settings, lambda: state.registry, state.metrics)
         views: SubjectViews | None = None
         if serves_store:
-            app.state.clickhouse = connect(settings.clickhouse_url, settings.data_dir)
-            apply_clickhouse_migrations(app.state.clickhouse)
+            state.clickhouse = connect(settings.clickhouse_url, settings.data_dir)
+            apply_clickhouse_migrations(state.clickhouse)
             # the functions caller SQL may call: one read of system.functions for the SQL
             # runner and the feature definitions both
-            allowlist = load_allowlist(app.state.clickhouse)
+            allowlist = load_allowlist(state.clickhouse)
             limits = query_limits(
                 settings.sql_max_execution_s, settings.sql_max_memory_bytes, MAX_RESULT_ROWS
             )
-            app.state.sql = ReadOnlySql(
+            state.sql = ReadOnlySql(
                 [
                     connect_readonly(
                         settings.clickhouse_url,
@@ -104,43 +111,41 @@ def create_app(settings: Settings) -> FastAPI:
                 allowlist,
                 max_execution_s=settings.sql_max_execution_s,
             )
-            loader = start_materializer(
+            state.materializer = start_materializer(
                 connect(settings.clickhouse_url, settings.data_dir),
-                app.state.registry,
+                registry,
                 kafka_bootstrap=settings.kafka_bootstrap,
                 sole_loader=settings.clickhouse_url is None,
                 subscription=settings.materialize_topics,
+                metrics=LoaderMetrics(state.metrics),
             )
-            app.state.materializer = loader
-            app.state.features = FeatureStore(
+            state.features = FeatureStore(
                 connect(settings.clickhouse_url, settings.data_dir),
                 [connect(settings.clickhouse_url, settings.data_dir) for _ in range(2)],
-                app.state.registry,
+                registry,
                 functions=allowlist,
             )
             views = SubjectViews(
-                connect(settings.clickhouse_url, settings.data_dir),
-                app.state.registry,
-                CLICKHOUSE_DATABASE,
+                connect(settings.clickhouse_url, settings.data_dir), registry, CLICKHOUSE_DATABASE
             )
             views.start()
         if serves_ingest:
             # the database passwords of the CDC configs are in the environment
-            cdc = start_cdc(app, settings, os.environ)
+            state.cdc = start_cdc(settings, registry, state.metrics, os.environ)
         try:
             yield
         finally:
-            if cdc is not None:
-                cdc.stop()
+            if state.cdc is not None:
+                state.cdc.stop()
             if views is not None:
                 views.stop()
-            if serves_store:
-                app.state.features.close()
-            if loader is not None:
-                loader.stop()
-            if ingest is not None:
-                ingest.close()
-            app.state.registry.close()
+            if state.features is not None:
+                state.features.close()
+            if state.materializer is not None:
+                state.materializer.stop()
+            if state.gateway is not None:
+                state.gateway.close()
+            registry.close()
 
     app = FastAPI(
         title="Sluicegate",

@@ -4,6 +4,7 @@ in Sluicegate runs the same way on either."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -100,3 +101,13 @@ def connect_readonly(
     for name, value in {**wanted, "readonly": 1}.items():
         client.command(f"SET {name} = {value!r}")
     return client
+
+
+_MESSAGE = re.compile(r"DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?:\. Stack trace|$)", re.S)
+
+
+def error_message(exc: Exception) -> str:
+    """ClickHouse's own message in an error (first line, no code, no stack trace)."""
+    text = str(exc)
+    m = _MESSAGE.search(text)
+    return (m.group(1) if m else text).strip().splitlines()[0][:500]

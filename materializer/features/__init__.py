@@ -4,6 +4,7 @@ One definition (YAML) serves both online reads and training sets: both are compi
 :meth:`FeatureDefinition.compiled`, so they cannot drift.
 """
 
+from materializer.features._catalog import load_definitions
 from materializer.features._expr import AggregateCall
 from materializer.features._store import FeatureStore
 from materializer.features._views import SubjectViews, view_name
@@ -12,7 +13,6 @@ from materializer.features.definition import (
     Entity,
     FeatureDefinition,
     FeatureKind,
-    load_definitions,
     parse_definitions,
     parse_window,
 )

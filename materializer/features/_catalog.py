@@ -16,7 +16,15 @@ from materializer.features import sql
 from materializer.features.definition import FeatureDefinition
 from sluicegate.errors import ResourceNotFound, StoreUnavailable
 
-__all__ = ["ACTIVE", "BACKFILLING", "DELETED", "FAILED", "Catalog", "FeatureRecord"]
+__all__ = [
+    "ACTIVE",
+    "BACKFILLING",
+    "DELETED",
+    "FAILED",
+    "Catalog",
+    "FeatureRecord",
+    "load_definitions",
+]
 
 BACKFILLING, ACTIVE, DELETED, FAILED = "backfilling", "active", "deleted", "failed"
 
@@ -142,3 +150,9 @@ def resolve_records(records: list[FeatureRecord], refs: list[str]) -> list[Featu
             raise ResourceNotFound(f"feature {ref!r} not found (no active version)", feature=ref)
         out.append(rec)
     return out
+
+
+def load_definitions(client: Client, names: list[str]) -> list[FeatureDefinition]:
+    """The stored definitions of ``names`` (current versions; ``name@v`` pins one), in
+    order. Raises ResourceNotFound naming the missing feature."""
+    return Catalog(client).resolve(names)

@@ -34,7 +34,9 @@ __all__ = [
     "CompiledExpression",
     "compile_aggregation",
     "compile_filter",
+    "over_window",
     "set_aggregate",
+    "split_aggregates",
 ]
 
 DIALECT = "clickhouse"
@@ -350,6 +352,41 @@ def _ancestors(node: exp.Expr) -> Iterable[exp.Expr]:
     while parent is not None:
         yield parent
         parent = parent.parent
+
+
+def split_aggregates(
+    sql: str, catalog: FunctionAllowlist | None
+) -> tuple[str, tuple[AggregateCall, ...]]:
+    """An expression over ``events`` (a compiled aggregation, or a training set's
+    ``value_agg``) as its top-level aggregate calls and a template holding placeholder i
+    where call i was (see :meth:`CompiledExpression.with_aggregates`). Raises ValueError
+    when ``sql`` does not parse or holds no aggregate call."""
+    try:
+        tree = sqlglot.parse_one(sql, dialect=DIALECT)
+    except ParseError as exc:
+        raise ValueError(f"cannot parse {sql!r}: {str(exc).splitlines()[0]}") from exc
+    calls: list[AggregateCall] = []
+
+    def place(node: exp.Expr) -> exp.Expr:
+        if _is_aggregate(node, catalog) and not any(
+            _is_aggregate(a, catalog) for a in _ancestors(node)
+        ):
+            calls.append(_aggregate_call(node, _func_name(node)))
+            return exp.column(_PLACEHOLDER.format(len(calls) - 1))
+        return node
+
+    template = tree.transform(place, copy=True).sql(dialect=DIALECT)
+    if not calls:
+        raise ValueError(f"no aggregate function call in {sql!r}")
+    return template, tuple(calls)
+
+
+def over_window(sql: str, window: str, catalog: FunctionAllowlist | None) -> str:
+    """``sql`` with ``OVER <window>`` after each aggregate call: ``sum(x) / count()``
+    becomes ``sum(x) OVER w / count() OVER w`` (a running form of an aggregation)."""
+    template, calls = split_aggregates(sql, catalog)
+    compiled = CompiledExpression(sql=sql, fields=(), aggregates=calls, template=template)
+    return compiled.with_aggregates(f"{call.sql} OVER {window}" for call in calls)
 
 
 def compile_filter(

@@ -1,5 +1,5 @@
 """The feature store of `sluicegate serve`: applies definitions (validate, create, backfill),
-deletes and rebuilds them, and answers online reads.
+deletes and rebuilds them, and answers online reads (through ``_online.OnlineReads``).
 
 Exactly-once backfill: the materialized views are created to take only events loaded at or
 after ``T0`` (``events.loaded_at``, set by ClickHouse at insert), a moment a few seconds
@@ -10,16 +10,12 @@ exactly one of the two.
 
 from __future__ import annotations
 
-import queue
-import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -36,8 +32,10 @@ from materializer.features._catalog import (
     resolve_records,
 )
 from materializer.features._jobs import Job, Jobs
+from materializer.features._online import OnlineReads
 from materializer.features._upcast import field_reader
 from materializer.features.definition import CompiledFeature, FeatureDefinition
+from sluicegate.clickhouse import error_message
 from sluicegate.errors import (
     BadRequest,
     Forbidden,
@@ -50,20 +48,6 @@ from sluicegate.errors import (
 from sluicegate.sqlgate import FunctionAllowlist, load_allowlist
 
 __all__ = ["FeatureStore"]
-
-# point reads: one thread each (no pipeline fan-out), JSON numbers unquoted
-_READ_SETTINGS = {
-    "output_format_json_quote_64bit_integers": 0,
-    "output_format_json_quote_denormals": 0,
-    "max_threads": 1,
-}
-_CH_MESSAGE = re.compile(r"DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?:\. Stack trace|$)", re.S)
-
-
-def _ch_message(exc: Exception) -> str:
-    text = str(exc)
-    m = _CH_MESSAGE.search(text)
-    return (m.group(1) if m else text).strip().splitlines()[0][:500]
 
 
 @dataclass(frozen=True)
@@ -92,9 +76,7 @@ class FeatureStore:
         """``functions``: the allowlist definitions are checked against (loaded from the
         store when first needed if not given)."""
         self._client = client
-        self._readers: queue.Queue[Client] = queue.Queue()
-        for r in readers or [client]:
-            self._readers.put(r)
+        self._online = OnlineReads(readers or [client])
         self._registry = registry
         self._catalog = Catalog(client)
         self._lock = threading.RLock()
@@ -115,18 +97,10 @@ class FeatureStore:
         try:
             self._client.command(statement, settings=settings)
         except ClickHouseError as exc:
-            raise StoreUnavailable(f"feature store: {_ch_message(exc)}") from exc
+            raise StoreUnavailable(f"feature store: {error_message(exc)}") from exc
 
     def _now_ms(self) -> int:
         return int(self._client.command(sql.store_now()))  # type: ignore[arg-type]
-
-    @contextmanager
-    def _reader(self) -> Iterator[Client]:
-        client = self._readers.get()
-        try:
-            yield client
-        finally:
-            self._readers.put(client)
 
     def functions(self) -> FunctionAllowlist:
         """The functions definitions may call (the SQL gate's allowlist), loaded once."""
@@ -211,7 +185,8 @@ class FeatureStore:
                 self._client.query(statement)
             except ClickHouseError as exc:
                 raise InvalidDefinition(
-                    f"feature {defn.name}: ClickHouse refuses the expressions: {_ch_message(exc)}",
+                    f"feature {defn.name}: ClickHouse refuses the expressions: "
+                    f"{error_message(exc)}",
                     field="aggregation",
                 ) from exc
         return cf, int(schema.version)
@@ -305,7 +280,7 @@ class FeatureStore:
         try:
             described = self._client.query(sql.describe_states(cf, objs)).result_rows
         except ClickHouseError as exc:
-            raise StoreUnavailable(f"feature store: {_ch_message(exc)}") from exc
+            raise StoreUnavailable(f"feature store: {error_message(exc)}") from exc
         states = [
             (str(r[0]), str(r[1])) for r in described if objs.owns(r[0]) and r[0] != objs.presence
         ]
@@ -464,53 +439,19 @@ class FeatureStore:
                     f"entities, not {entity_type!r}",
                     feature=label,
                 )
-        compiled = [(label, rec, self.compiled(rec)) for label, rec in chosen]
+        features = [(label, self.compiled(rec), rec.objects) for label, rec in chosen]
         at = now_ms if now_ms is not None else int(time.time() * 1000)
-        out: dict[str, dict[str, Any]] = {
-            k: {label: (0 if cf.default_sql == "0" else None) for label, _, cf in compiled}
-            for k in keys
-        }
-        if compiled and keys:
-            query = sql.online_query(
-                sql.entity_table(entity_type),
-                keys,
-                [(cf, rec.objects) for _, rec, cf in compiled],
-                at,
-            )
-            try:
-                with self._reader() as reader:
-                    rows = reader.query(query.sql, settings=_READ_SETTINGS).result_rows
-            except ClickHouseError as exc:
-                raise StoreUnavailable(f"feature read failed: {_ch_message(exc)}") from exc
-            for entity, values, *counts in rows:
-                for (label, _, _), value, count in zip(
-                    compiled, orjson.loads(values), query.presence, strict=True
-                ):
-                    if count is None or counts[count]:
-                        out[entity][label] = value
-        return out, {label: rec.ref for label, rec, _ in compiled}
+        values = self._online.values(entity_type, keys, features, at)
+        return values, {label: rec.ref for label, rec in chosen}
 
     def freshness_ms(self, rec: FeatureRecord) -> int | None:
         """The occurred_at of the newest event the feature has taken in."""
-        try:
-            with self._reader() as reader:
-                row = reader.query(sql.freshness(rec.objects)).result_rows[0]
-        except ClickHouseError:
-            return None
-        return int(row[0]) if row[1] else None
+        return self._online.freshness_ms(rec.objects)
 
     def freshness_lags(self, subjects: Sequence[str]) -> dict[str, int]:
         """Per subject: the time its most recently loaded event took from acceptance to
-        `events`, i.e. to its features (views apply at insert); subjects without events
-        are absent."""
-        if not subjects:
-            return {}
-        try:
-            with self._reader() as reader:
-                rows = reader.query(sql.freshness_lag(sorted(set(subjects)))).result_rows
-        except ClickHouseError:
-            return {}
-        return {str(subject): max(0, int(lag)) for subject, lag in rows}
+        `events` (see :meth:`OnlineReads.freshness_lags`)."""
+        return self._online.freshness_lags(subjects)
 
     def describe_all(self, recs: Sequence[FeatureRecord]) -> list[dict[str, Any]]:
         """Catalog entries of ``recs`` (their freshness lags found in one query)."""

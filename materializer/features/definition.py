@@ -47,7 +47,7 @@ from sluicegate.sqlgate import FunctionAllowlist
 from sluicegate.violations import first_message, violations
 
 if TYPE_CHECKING:
-    from clickhouse_connect.driver.client import Client
+    pass
 
 __all__ = [
     "CompiledFeature",
@@ -396,14 +396,6 @@ def definition_from_dict(data: dict[str, Any]) -> FeatureDefinition:
         raise InvalidDefinition(
             f"feature {name}: {first_message(found)}", violations=found
         ) from exc
-
-
-def load_definitions(client: Client, names: list[str]) -> list[FeatureDefinition]:
-    """The stored definitions of ``names`` (current versions; ``name@v`` pins one), in
-    order. Raises ResourceNotFound naming the missing feature."""
-    from materializer.features._catalog import Catalog
-
-    return Catalog(client).resolve(names)
 
 
 def dumps(defn: FeatureDefinition) -> str:

@@ -20,7 +20,8 @@ from materializer.features.definition import definition_from_dict
 from registry import Principal
 from registry.http import read_principal, require_principal
 from sluicegate.envelope import iso_to_ms
-from sluicegate.errors import BadRequest, Forbidden, ResourceNotFound
+from sluicegate.errors import BadRequest, Forbidden, ResourceNotFound, StoreUnavailable
+from sluicegate.state import app_state
 
 __all__ = ["router"]
 
@@ -32,7 +33,10 @@ MAX_KEYS = 10_000
 
 
 def _store(request: Request) -> FeatureStore:
-    return request.app.state.features  # type: ignore[no-any-return]  # set by the lifespan
+    store = app_state(request).features
+    if store is None:
+        raise StoreUnavailable("this process does not serve the store (see --role)")
+    return store
 
 
 Store = Annotated[FeatureStore, Depends(_store)]

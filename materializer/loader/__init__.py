@@ -5,6 +5,7 @@ from materializer.loader._batch import DEAD_LETTER_COLUMNS, EVENT_COLUMNS
 from materializer.loader._config import MaterializerConfig
 from materializer.loader._consumer import Materializer
 from materializer.loader._http import router
+from materializer.loader._metrics import LoaderMetrics
 from materializer.loader._service import group_id, start_materializer, store_id
 from materializer.loader._sink import ClickHouseSink
 from materializer.loader._sql import MAX_RESULT_ROWS, ReadOnlySql, SqlResult
@@ -14,6 +15,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "MAX_RESULT_ROWS",
     "ClickHouseSink",
+    "LoaderMetrics",
     "Materializer",
     "MaterializerConfig",
     "ReadOnlySql",

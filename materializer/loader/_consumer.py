@@ -19,10 +19,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from materializer.loader import _metrics as metrics
 from materializer.loader._batch import Batch, EventColumns, Plan
 from materializer.loader._config import MaterializerConfig
 from materializer.loader._decode import RecordDecoder, Schema, SchemaSource
+from materializer.loader._metrics import LoaderMetrics
 from materializer.loader._plan import Buffer, cut
 from materializer.loader._sink import ClickHouseSink
 from sluicegate.envelope import now_ms
@@ -40,9 +40,14 @@ class Materializer:
     """Loads every governed topic into ClickHouse; :meth:`start` runs it in a thread."""
 
     def __init__(
-        self, config: MaterializerConfig, sink: ClickHouseSink, registry: SchemaSource
+        self,
+        config: MaterializerConfig,
+        sink: ClickHouseSink,
+        registry: SchemaSource,
+        metrics: LoaderMetrics | None = None,
     ) -> None:
         self._config = config
+        self._metrics = metrics if metrics is not None else LoaderMetrics()
         self._sink = sink
         self._registry = registry
         self._schemas: dict[int, Schema] = {}
@@ -165,7 +170,7 @@ class Materializer:
             if not self._pending:
                 self._pending = self._build()
         except Unavailable as exc:
-            metrics.STORE_ERRORS.inc()
+            self._metrics.store_errors.inc()
             if not final:
                 self._block(consumer, exc)
             return
@@ -191,7 +196,7 @@ class Materializer:
         try:
             future.result()
         except Unavailable as exc:
-            metrics.STORE_ERRORS.inc()
+            self._metrics.store_errors.inc()
             self._pending = batches + self._pending
             if final:
                 log.warning("last load before stopping failed (%s); it is replayed at start", exc)
@@ -202,14 +207,14 @@ class Materializer:
         rows = sum(len(b.events) for b in batches)
         elapsed = time.monotonic() - started
         self.loaded_rows += rows
-        metrics.BATCH_SECONDS.observe(elapsed)
-        metrics.BATCH_ROWS.observe(rows + sum(len(b.dead_letters) for b in batches))
-        metrics.ROWS_PER_SECOND.set(rows / elapsed if elapsed > 0 else 0.0)
+        self._metrics.batch_seconds.observe(elapsed)
+        self._metrics.batch_rows.observe(rows + sum(len(b.dead_letters) for b in batches))
+        self._metrics.rows_per_second.set(rows / elapsed if elapsed > 0 else 0.0)
         for batch in batches:
             if len(batch.events):
-                metrics.ROWS.labels(batch.events.rows[0][1]).inc(len(batch.events))
+                self._metrics.rows.labels(batch.events.rows[0][1]).inc(len(batch.events))
             if batch.dead_letters:
-                metrics.DEAD_LETTERS.labels(batch.plan.topic).inc(len(batch.dead_letters))
+                self._metrics.dead_letters.labels(batch.plan.topic).inc(len(batch.dead_letters))
         if self._blocked:
             log.warning("ClickHouse accepts loads again; resuming")
             self._blocked = False
@@ -241,7 +246,7 @@ class Materializer:
                     continue
                 count, plan, planned = taken
                 if planned:
-                    metrics.REPLAYED_LOADS.inc()
+                    self._metrics.replayed_loads.inc()
                     log.info("replaying recorded load %s", plan.token)
                 batch = Batch(plan, EventColumns(), [], planned)
                 for record in records[:count]:
@@ -270,7 +275,7 @@ class Materializer:
             except KafkaException:
                 continue
             if high >= 0:
-                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(high - tp.offset, 0))
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(high - tp.offset, 0))
 
     # ---- rebalancing ------------------------------------------------------------------
 
@@ -302,4 +307,4 @@ class Materializer:
         self._pending = [b for b in self._pending if (b.plan.topic, b.plan.partition) not in gone]
         for tp in partitions:
             with contextlib.suppress(KeyError):
-                metrics.LAG.remove(tp.topic, str(tp.partition))
+                self._metrics.lag.remove(tp.topic, str(tp.partition))

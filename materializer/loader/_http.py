@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.errors import StoreUnavailable, Unauthorized
+from sluicegate.state import app_state
 
 router = APIRouter(tags=["sql"])
 
@@ -21,10 +22,11 @@ class SqlRequest(BaseModel):
 
 
 def _caller_team(request: Request) -> str:
-    registry = request.app.state.registry
+    state = app_state(request)
+    registry = state.registry
     principal = registry.authenticate(request.headers.get("authorization"))
     if principal is None:
-        if not request.app.state.settings.anonymous_read:
+        if not state.settings.anonymous_read:
             raise Unauthorized("a valid token is required (Authorization: Bearer <token>)")
         return "anonymous"
     return str(principal.team)
@@ -37,7 +39,7 @@ async def sql(body: SqlRequest, request: Request) -> dict[str, Any]:
     the feature tables) and `system.tables`/`columns`, with pure functions only (see
     docs/security.md)."""
     team = _caller_team(request)
-    runner = getattr(request.app.state, "sql", None)
+    runner = app_state(request).sql
     if runner is None:
         raise StoreUnavailable("this process does not serve the store (see --role)")
     result = await run_in_threadpool(runner.run, body.query, team)

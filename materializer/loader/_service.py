@@ -8,6 +8,7 @@ from clickhouse_connect.driver.client import Client
 from materializer.loader._config import MaterializerConfig
 from materializer.loader._consumer import Materializer
 from materializer.loader._decode import SchemaSource
+from materializer.loader._metrics import LoaderMetrics
 from materializer.loader._sink import ClickHouseSink
 from sluicegate.kafka import static_membership
 from sluicegate.naming import governed_topic_subscription
@@ -34,11 +35,13 @@ def start_materializer(
     kafka_bootstrap: str,
     sole_loader: bool,
     subscription: str | None = None,
+    metrics: LoaderMetrics | None = None,
 ) -> Materializer:
     """Start loading every governed topic into the store ``client`` writes to; call
     ``stop()`` on the result at shutdown. ``sole_loader``: this process is the only one
     loading the store (chDB), so it may use static group membership. ``subscription``:
-    a topic or ^pattern to load instead of every governed topic."""
+    a topic or ^pattern to load instead of every governed topic. ``metrics``: the
+    collectors to update (the app's, so /metrics serves them)."""
     group = group_id(client)
     topics = subscription or governed_topic_subscription()
     static = static_membership("owner" if sole_loader else None, group, [topics])
@@ -48,6 +51,6 @@ def start_materializer(
         instance_id=static.get("group.instance.id"),
         subscription=subscription,
     )
-    materializer = Materializer(config, ClickHouseSink(client), registry)
+    materializer = Materializer(config, ClickHouseSink(client), registry, metrics)
     materializer.start()
     return materializer

@@ -22,7 +22,6 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from materializer.training import sql
-from materializer.training._expr import AggregateNames
 from materializer.training._model import (
     RESERVED_COLUMNS,
     FeatureSpec,
@@ -30,11 +29,12 @@ from materializer.training._model import (
 )
 from materializer.training._report import TrainingReport, build_report
 from sluicegate.errors import BadRequest, StoreUnavailable
+from sluicegate.sqlgate import FunctionAllowlist, load_allowlist
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["REPORT_METADATA_KEY", "TrainingJob", "aggregate_names"]
+__all__ = ["REPORT_METADATA_KEY", "TrainingJob"]
 
 REPORT_METADATA_KEY = b"sluicegate.training_report"
 # The spine CTE is MATERIALIZED (computed once, not per reference) when this is on; the
@@ -42,18 +42,12 @@ REPORT_METADATA_KEY = b"sluicegate.training_report"
 _RUN_SETTINGS = {"enable_materialized_cte": 1, "join_use_nulls": 1}
 
 
-def aggregate_names(client: Client) -> AggregateNames:
-    """The aggregate functions and combinators the connected ClickHouse knows."""
+def _allowlist(client: Client) -> FunctionAllowlist:
+    """The functions of the connected ClickHouse that expressions may call."""
     try:
-        funcs = client.query(
-            "SELECT name, case_insensitive FROM system.functions WHERE is_aggregate"
-        ).result_rows
-        combinators = client.query(
-            "SELECT name FROM system.aggregate_function_combinators"
-        ).result_rows
+        return load_allowlist(client)
     except ClickHouseError as exc:
         raise StoreUnavailable(f"ClickHouse: {exc}") from exc
-    return AggregateNames({str(n): bool(ci) for n, ci in funcs}, [str(r[0]) for r in combinators])
 
 
 def _check_columns(spine: ResolvedSpine, features: Sequence[FeatureSpec]) -> None:
@@ -89,23 +83,25 @@ class TrainingJob:
         *,
         database: str,
         arrival_time: bool = False,
-        is_aggregate: AggregateNames | None = None,
+        functions: FunctionAllowlist | None = None,
     ) -> None:
+        """``functions``: the SQL gate's allowlist, which tells the aggregate calls of an
+        expression (read from ``client`` when first needed)."""
         _check_columns(spine, features)
         self._client = client
         self.spine = spine
         self.features = list(features)
         self.database = database
         self.arrival_time = arrival_time
-        self._is_aggregate = is_aggregate
+        self._functions = functions
         self._differences: dict[str, str] | None = None
         self._table: pa.Table | None = None
         self._report: TrainingReport | None = None
 
-    def _names(self) -> AggregateNames:
-        if self._is_aggregate is None:
-            self._is_aggregate = aggregate_names(self._client)
-        return self._is_aggregate
+    def _names(self) -> FunctionAllowlist:
+        if self._functions is None:
+            self._functions = _allowlist(self._client)
+        return self._functions
 
     def _difference_types(self) -> dict[str, str]:
         """Windowed features evaluated as differences of running totals, with their type."""
@@ -138,7 +134,7 @@ class TrainingJob:
                 self.features,
                 database=self.database,
                 arrival_time=self.arrival_time,
-                is_aggregate=self._names(),
+                functions=self._names(),
                 audit=audit,
                 differences=self._difference_types(),
             )

@@ -44,7 +44,7 @@ def _iso(value: Any) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:  # ClickHouse DateTime64(3, 'UTC') values
             value = value.replace(tzinfo=UTC)
-        return value.isoformat(timespec="milliseconds")
+        return str(value.isoformat(timespec="milliseconds"))
     return str(value)
 
 

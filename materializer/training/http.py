@@ -32,6 +32,7 @@ from sluicegate.errors import (
     UnsupportedMediaType,
 )
 from sluicegate.naming import CLICKHOUSE_DATABASE
+from sluicegate.state import app_state
 from sluicegate.violations import first_message, violations
 
 __all__ = ["router"]
@@ -47,14 +48,14 @@ Reader = Annotated[Principal | None, Depends(read_principal)]
 
 
 def _store(request: Request) -> Any:
-    client = getattr(request.app.state, "clickhouse", None)
+    client = app_state(request).clickhouse
     if client is None:
         raise StoreUnavailable("this process does not serve the store (see --role)")
     return client
 
 
 def _database(request: Request) -> str:
-    return str(getattr(request.app.state, "clickhouse_database", CLICKHOUSE_DATABASE))
+    return CLICKHOUSE_DATABASE
 
 
 class ObservationsRequest(BaseModel):
@@ -188,7 +189,7 @@ async def post_training_set(body: TrainingSetRequest, request: Request, _: Reade
         start=body.spine.start,
         end=body.spine.end,
     )
-    registry = request.app.state.registry
+    registry = app_state(request).registry
 
     def run() -> Response:
         job = training_set(

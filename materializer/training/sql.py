@@ -32,14 +32,18 @@ identifiers (:func:`ident`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.binding import format_str, quote_identifier
 
-from materializer.features._expr import ORDER_COLUMNS_SQL
+from materializer.features._expr import (
+    ORDER_COLUMNS_SQL,
+    PLACEHOLDER0,
+    over_window,
+    split_aggregates,
+)
 from materializer.features.sql import floor_div_sql
-from materializer.training._expr import aggregate_calls, over_window
 from materializer.training._model import (
     OBSERVATION_ID,
     OBSERVED_AT,
@@ -48,6 +52,7 @@ from materializer.training._model import (
     ResolvedSpine,
     check_identifier,
 )
+from sluicegate.sqlgate import FunctionAllowlist
 
 __all__ = [
     "audit_sql",
@@ -59,7 +64,6 @@ __all__ = [
     "value_types_sql",
 ]
 
-IsAggregate = Callable[[str], bool]
 
 _INDENT = "    "
 
@@ -221,16 +225,15 @@ _INVERTIBLE = {"count", "countIf", "sum", "sumIf"}
 _INTEGER_TYPES = {f"{p}Int{n}" for p in ("", "U") for n in (8, 16, 32, 64, 128, 256)}
 
 
-def is_invertible(f: FeatureSpec, value_type: str, is_aggregate: IsAggregate) -> bool:
+def is_invertible(f: FeatureSpec, value_type: str, functions: FunctionAllowlist) -> bool:
     """Whether a windowed feature's value over [t - w, t) is exactly the running total at
     t minus the one at t - w: one count/countIf/sum/sumIf call with an integer result
     (float sums are left to the direct evaluation, whose rounding matches online)."""
-    expr = f.value_agg.strip()
-    spans = aggregate_calls(expr, is_aggregate)
-    if spans != [(0, len(expr))] or value_type not in _INTEGER_TYPES:
+    template, calls = split_aggregates(f.value_agg, functions)
+    if template != PLACEHOLDER0 or value_type not in _INTEGER_TYPES:
         return False
-    name, _, args = expr.partition("(")
-    return name.strip() in _INVERTIBLE and not args.lstrip().upper().startswith("DISTINCT")
+    (call,) = calls
+    return call.name in _INVERTIBLE and not call.args.lstrip().upper().startswith("DISTINCT")
 
 
 def value_types_sql(features: Sequence[FeatureSpec], database: str) -> str:
@@ -305,13 +308,13 @@ def _group_header(g: _Group) -> list[str]:
     return [f"-- per {g.entity_type}, from {g.subject}{where}:", *map(_describe, g.features)]
 
 
-def _running_ctes(g: _Group, database: str, arrival_time: bool, is_aggregate: IsAggregate) -> str:
+def _running_ctes(
+    g: _Group, database: str, arrival_time: bool, functions: FunctionAllowlist
+) -> str:
     """Each feature's aggregate as a running window function over the entity's events;
     one history row per entity and time; an ASOF join per spine row (and per window of a
     running difference)."""
-    values = [
-        f"{over_window(f.value_agg, 'running', is_aggregate)} AS r_{f.name}" for f in g.features
-    ]
+    values = [f"{over_window(f.value_agg, 'running', functions)} AS r_{f.name}" for f in g.features]
     if arrival_time:
         at = "greatest(occurred_at, ingested_at)"
         order = f"{at}, {ORDER_COLUMNS_SQL}"
@@ -471,7 +474,7 @@ def training_set_sql(
     *,
     database: str,
     arrival_time: bool,
-    is_aggregate: IsAggregate,
+    functions: FunctionAllowlist,
     audit: bool = False,
     differences: Mapping[str, str] | None = None,
 ) -> str:
@@ -497,7 +500,7 @@ def training_set_sql(
     ctes = [_spine_cte(spine, database)]
     for g in groups:
         if g.window_ms is None:
-            ctes.append(_running_ctes(g, database, arrival_time, is_aggregate))
+            ctes.append(_running_ctes(g, database, arrival_time, functions))
         else:
             ctes.append(_windowed_cte(g, database, arrival_time))
     owner = {f.name: g.cte for g in groups for f in g.features}

@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry
 
-from materializer.loader import ClickHouseSink, Materializer, MaterializerConfig, group_id
+from materializer.loader import (
+    ClickHouseSink,
+    LoaderMetrics,
+    Materializer,
+    MaterializerConfig,
+    group_id,
+)
 from materializer.loader._batch import Batch, EventColumns, Plan
 from migrations import apply_clickhouse_migrations, clickhouse_migrations
 from registry import Principal, Registry, SchemaType
@@ -36,6 +43,7 @@ def main() -> None:
     apply_clickhouse_migrations(client)
     admin = Principal("admin", admin=True)
     loaders: list[Materializer] = []
+    metrics: list[CollectorRegistry] = []
 
     def handle(cmd: dict[str, Any]) -> Any:
         op = cmd["op"]
@@ -51,7 +59,15 @@ def main() -> None:
                 retry_max_s=1.0,
                 subscription=cmd["topic"],
             )
-            loaders.append(Materializer(config, ClickHouseSink(connect(None, data_dir)), registry))
+            metrics.append(CollectorRegistry())
+            loaders.append(
+                Materializer(
+                    config,
+                    ClickHouseSink(connect(None, data_dir)),
+                    registry,
+                    LoaderMetrics(metrics[0]),
+                )
+            )
             loaders[0].start()
             return True
         if op == "sql":
@@ -60,7 +76,12 @@ def main() -> None:
             client.command(cmd["sql"])
             return True
         if op == "status":
-            return {"blocked": loaders[0].blocked, "running": loaders[0].running}
+            errors = metrics[0].get_sample_value("sluicegate_materializer_store_errors_total")
+            return {
+                "blocked": loaders[0].blocked,
+                "running": loaders[0].running,
+                "store_errors": int(errors or 0),
+            }
         if op == "replay":
             # one load whose events land but whose ids are never recorded (the process
             # dies between the two inserts), then the same load replayed with its plan:

@@ -16,7 +16,7 @@ from typing import Any
 import fastavro
 import httpx
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from sluicegate.envelope import Envelope, Source, frame, now_ms
@@ -127,6 +127,17 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "conditi
             return last
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """Sum over the topic's partitions of the group's committed offsets."""
+    partitions = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions.topics[topic].partitions]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+    finally:
+        consumer.close()
 
 
 def delete_topics(bootstrap: str, *subjects: str) -> None:

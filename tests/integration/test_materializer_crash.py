@@ -12,7 +12,16 @@ from typing import Any
 
 import orjson
 import pytest
-from mz_support import delete_topics, envelope, produce, producer, register, sql
+from mz_support import (
+    committed,
+    delete_topics,
+    envelope,
+    produce,
+    producer,
+    register,
+    sql,
+    wait_for,
+)
 from serving import start_server
 
 TOTAL = 100_000
@@ -96,10 +105,14 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(
         assert not failures, failures
         assert first_kill < TOTAL and second_kill < TOTAL  # both kills were mid-stream
 
-        deadline = time.monotonic() + 120
-        while _loaded(server, subject) < TOTAL and time.monotonic() < deadline:
-            time.sleep(0.5)
-        time.sleep(2)  # anything loaded twice would show up by now
+        with server.client() as http:
+            group = "sluicegate-materializer-" + sql(http, "SELECT toString(id) FROM store")[0][0]
+        # every record consumed and its load committed: nothing is left to load (twice)
+        wait_for(
+            lambda: committed(bootstrap, group, f"sg.{subject}") >= TOTAL,
+            120,
+            "the loader to commit every record",
+        )
         with server.client() as http:
             count, distinct, id_sum, lo, hi = sql(
                 http,

@@ -5,16 +5,13 @@ Also: a load replayed with its recorded plan is dropped by ClickHouse."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from mz_support import Harness, delete_topics, envelope, produce, producer, wait_for
+from mz_support import Harness, committed, delete_topics, envelope, produce, producer, wait_for
 
 from sluicegate.naming import topic_for_subject
 
@@ -26,17 +23,6 @@ def harness(tmp_path: Path, stack: Any) -> Iterator[Harness]:
     h = Harness(tmp_path / "store", stack.kafka_bootstrap)
     yield h
     h.close()
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    """Sum over the topic's partitions of the group's committed offsets."""
-    partitions = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        tps = [TopicPartition(topic, p) for p in partitions.topics[topic].partitions]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
-    finally:
-        consumer.close()
 
 
 def test_clickhouse_unavailable_pauses_then_loads_everything_once(
@@ -78,21 +64,24 @@ def test_clickhouse_unavailable_pauses_then_loads_everything_once(
         harness("start", topic=topic)
         send(0, 1_000)
         wait_for(lambda: loaded() == 1_000, what="the first 1,000 events")
-        wait_for(lambda: _committed(bootstrap, group, topic) == 1_000, what="commits")
+        wait_for(lambda: committed(bootstrap, group, topic) == 1_000, what="commits")
 
         harness("command", sql="RENAME TABLE events TO events_offline")
         send(1_000, 3_000)
         wait_for(lambda: harness("status")["blocked"], what="the materializer to pause")
-        time.sleep(3)  # several retries with backoff happen meanwhile
+        errors = harness("status")["store_errors"]
+        wait_for(
+            lambda: harness("status")["store_errors"] >= errors + 2,
+            what="two more failed retries",
+        )
         assert harness("status")["blocked"]
-        assert _committed(bootstrap, group, topic) == 1_000  # nothing committed past the load
+        assert committed(bootstrap, group, topic) == 1_000  # nothing committed past the load
         assert loaded("events_offline") == 1_000
 
         harness("command", sql="RENAME TABLE events_offline TO events")
         wait_for(lambda: loaded() == 3_000, what="all 3,000 events after recovery")
         wait_for(lambda: not harness("status")["blocked"], what="the materializer to resume")
-        wait_for(lambda: _committed(bootstrap, group, topic) == 3_000, what="commits")
-        time.sleep(1)
+        wait_for(lambda: committed(bootstrap, group, topic) == 3_000, what="commits")
         # The harness's client reads without FINAL: these are the physical rows.
         count, distinct, total = harness(
             "sql",

@@ -104,6 +104,7 @@ def test_public_api_is_pinned() -> None:
         "ClickHouseSink",
         "DEAD_LETTER_COLUMNS",
         "EVENT_COLUMNS",
+        "LoaderMetrics",
         "MAX_RESULT_ROWS",
         "Materializer",
         "MaterializerConfig",

@@ -6,25 +6,28 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from types import SimpleNamespace
 
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from registry_samples import ADMIN_TOKEN, avro
 
 from registry import Registry
 from registry import http as registry_http
 from sluicegate.errors import SluicegateError
+from sluicegate.settings import Settings
+from sluicegate.state import AppState
 
 MEDIA = "application/vnd.schemaregistry.v1+json"
 
 
 def build_app(reg: Registry, *, max_body: int = 1 << 20) -> FastAPI:
     app = FastAPI()
-    app.state.registry = reg
-    app.state.settings = SimpleNamespace(max_body_bytes=max_body)
+    app.state.sluicegate = AppState(
+        settings=Settings(max_body_bytes=max_body), registry=reg, metrics=CollectorRegistry()
+    )
 
     @app.exception_handler(SluicegateError)
     async def _handle(_: Request, exc: SluicegateError) -> JSONResponse:

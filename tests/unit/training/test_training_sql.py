@@ -6,23 +6,32 @@ from __future__ import annotations
 import pytest
 
 from materializer import training
+from materializer.features._expr import over_window
 from materializer.training import FeatureSpec
 from materializer.training import sql as tsql
-from materializer.training._expr import AggregateNames, aggregate_calls, over_window
 from materializer.training._job import TrainingJob
 from materializer.training._model import LabelColumn, ResolvedSpine
 from materializer.training._spine import label_type
 from sluicegate.errors import BadRequest
+from sluicegate.sqlgate import FunctionAllowlist
 
-NAMES = AggregateNames(
-    {
-        "count": True,
-        "sum": True,
-        "uniqExact": False,
-        "quantile": False,
-        "argMax": False,
-        "max": True,
-    },
+# (name, is_aggregate, case_insensitive, alias_to, categories), as system.functions has them
+NAMES = FunctionAllowlist.from_rows(
+    [
+        *(
+            (name, 1, ci, "", "Aggregate Functions")
+            for name, ci in [
+                ("count", 1),
+                ("sum", 1),
+                ("uniqExact", 0),
+                ("quantile", 0),
+                ("argMax", 0),
+                ("max", 1),
+            ]
+        ),
+        ("tupleElement", 0, 0, "", "Tuples"),
+        ("JSONExtract", 0, 0, "", "JSON"),
+    ],
     ["If", "OrNull", "Distinct", "State", "Merge"],
 )
 
@@ -81,7 +90,7 @@ def test_public_api_is_pinned() -> None:
             "sum(JSONExtract(payload, 'max(', 'Float64'))",
             "sum(JSONExtract(payload, 'max(', 'Float64')) OVER w",
         ),
-        ("`max`(1) + max (x)", "`max`(1) + max (x) OVER w"),
+        ("`max`(1) + max (x)", "max(1) OVER w + max(x) OVER w"),  # a quoted name calls too
     ],
 )
 def test_over_window_appends_to_every_aggregate_call(expr: str, want: str) -> None:
@@ -91,8 +100,8 @@ def test_over_window_appends_to_every_aggregate_call(expr: str, want: str) -> No
 def test_over_window_needs_an_aggregate() -> None:
     with pytest.raises(ValueError, match="no aggregate"):
         over_window("JSONExtractString(payload, 'x')", "w", NAMES)
-    with pytest.raises(ValueError, match="unbalanced"):
-        aggregate_calls("count(", NAMES)
+    with pytest.raises(ValueError, match="cannot parse"):
+        over_window("count(", "w", NAMES)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +144,7 @@ def test_user_strings_are_quoted() -> None:
         labels=(LabelColumn("clicked", "cl'icked", "Nullable(Int64)"),),
     )
     text = tsql.training_set_sql(
-        spine, [_spec("a")], database="sluicegate", arrival_time=False, is_aggregate=NAMES
+        spine, [_spec("a")], database="sluicegate", arrival_time=False, functions=NAMES
     )
     assert "spine = 'it\\'s'" in text
     assert "JSONExtract(labels, 'cl\\'icked', 'Nullable(Int64)') AS `clicked`" in text
