@@ -26,7 +26,7 @@ def unique() -> str:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServeProcess]:
     """A fresh `sluicegate serve` with its own data directory, for one test (started as
-    the demo starts it; tests/integration/serving.py for servers with settings)."""
+    the demo starts it; tests/support/serving.py for servers with settings)."""
     srv = start_serve(tmp_path / "sg")
     yield srv
     srv.stop()

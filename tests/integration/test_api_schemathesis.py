@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 import schemathesis
-from gateway_helpers import create_token
 from hypothesis import HealthCheck, settings
-from serving import start_server
+from support.gateway_helpers import create_token
+from support.serving import start_server
 
 from sluicegate.app import create_app
 from sluicegate.settings import Settings

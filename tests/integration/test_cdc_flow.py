@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cdc_helpers import CdcHarness, wait_until
-from serving import start_server
+from support.cdc_helpers import CdcHarness, wait_until
+from support.serving import start_server
 
 from sluicegate.envelope import iso_to_ms
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cdc_helpers import ROOT, CdcHarness, delete_topics, wait_until
-from serving import start_server
+from support.cdc_helpers import ROOT, CdcHarness, delete_topics, wait_until
+from support.serving import start_server
 
 
 def _free_port() -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cdc_helpers import CdcHarness
-from serving import start_server
+from support.cdc_helpers import CdcHarness
+from support.serving import start_server
 
 
 @pytest.fixture

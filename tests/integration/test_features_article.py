@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from features_helpers import (
+from support.features_helpers import (
     DAY_MS,
     MEMBERSHIP_SCHEMA,
     UPVOTE_SCHEMA,
@@ -28,7 +28,7 @@ from features_helpers import (
     sql,
     wait_loaded,
 )
-from serving import Server, start_server
+from support.serving import Server, start_server
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -339,7 +339,7 @@ def _ms(iso_text: str) -> int:
 
 @pytest.fixture
 def cdc(stack: Stack, tmp_path: Path, unique: str, request: pytest.FixtureRequest) -> Iterator[Any]:
-    from cdc_helpers import CdcHarness
+    from support.cdc_helpers import CdcHarness
 
     starter = start_server
     h = CdcHarness(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from features_helpers import (
+from support.features_helpers import (
     DAY_MS,
     UPVOTE_SCHEMA,
     Upvotes,
@@ -25,7 +25,7 @@ from features_helpers import (
     sql,
     wait_loaded,
 )
-from serving import Server, start_server
+from support.serving import Server, start_server
 
 Stack = Any
 pytestmark = pytest.mark.timeout(600)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 import pytest
-from features_helpers import (
+from support.features_helpers import (
     apply,
     read,
     read_until,
@@ -18,7 +18,7 @@ from features_helpers import (
     sql,
     wait_loaded,
 )
-from serving import start_server
+from support.serving import start_server
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Stack

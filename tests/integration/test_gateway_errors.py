@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 import pytest
-from gateway_helpers import ORDER_SCHEMA, create_token, register
-from serving import start_server
+from support.gateway_helpers import ORDER_SCHEMA, create_token, register
+from support.serving import start_server
 
 if TYPE_CHECKING:
     from tests.conftest import Server

@@ -14,7 +14,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from gateway_helpers import CLICK_AVRO, ORDER_SCHEMA, consume, create_token, register
+from support.gateway_helpers import CLICK_AVRO, ORDER_SCHEMA, consume, create_token, register
 
 from sluicegate.envelope import iso_to_ms
 from sluicegate.naming import REJECTED_TOPIC, topic_for_subject

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from gateway_helpers import ORDER_SCHEMA, consume, register
-from serving import start_server
+from support.gateway_helpers import ORDER_SCHEMA, consume, register
+from support.serving import start_server
 
 from gateway.client import SluicegateClient
 from sluicegate.naming import topic_for_subject

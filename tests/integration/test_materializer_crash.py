@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from mz_support import (
+from support.mz_support import (
     committed,
     delete_topics,
     envelope,
@@ -22,7 +22,7 @@ from mz_support import (
     sql,
     wait_for,
 )
-from serving import start_server
+from support.serving import start_server
 
 TOTAL = 100_000
 SCHEMA = {

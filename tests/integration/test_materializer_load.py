@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer
-from mz_support import (
+from support.mz_support import (
     delete_topics,
     encode,
     envelope,
@@ -22,7 +22,7 @@ from mz_support import (
     sql,
     wait_for,
 )
-from serving import start_server
+from support.serving import start_server
 
 from sluicegate.envelope import CdcOp, Source, iso_to_ms
 from sluicegate.naming import REJECTED_TOPIC, governed_topic_subscription, topic_for_subject

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mz_support import Harness
+from support.mz_support import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import orjson
 import pytest
-from mz_support import Harness, committed, delete_topics, envelope, produce, producer, wait_for
+from support.mz_support import (
+    Harness,
+    committed,
+    delete_topics,
+    envelope,
+    produce,
+    producer,
+    wait_for,
+)
 
 from sluicegate.naming import topic_for_subject
 

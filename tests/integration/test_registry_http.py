@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from registry_helpers import avro_record
-from serving import Server, start_server
+from support.registry_helpers import avro_record
+from support.serving import Server, start_server
 
 CT = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 V1 = avro_record(("user_id", "string"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from serving import start_server
+from support.serving import start_server
 
 from registry import Compatibility, Principal, Registry, SchemaType
 

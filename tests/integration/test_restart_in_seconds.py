@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cdc_helpers import CdcHarness
-from serving import start_server
+from support.cdc_helpers import CdcHarness
+from support.serving import start_server
 
 # The promise: 5 s. Without static membership a restarted consumer waits out the dead
 # member's 10 s session (6-7 s after the restart here), so the bound is the promise

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
-from serving import start_server
+from support.serving import start_server
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Stack

@@ -12,7 +12,8 @@ from typing import Any
 
 import clickhouse_connect
 import pytest
-from _training_reference import (
+from clickhouse_connect.driver.client import Client
+from support._training_reference import (
     DAY,
     HOUR,
     MINUTE,
@@ -26,7 +27,6 @@ from _training_reference import (
     reference_value,
     same,
 )
-from clickhouse_connect.driver.client import Client
 
 from materializer.loader import EVENT_COLUMNS
 from materializer.training import (

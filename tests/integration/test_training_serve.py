@@ -18,8 +18,8 @@ import httpx
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from mz_support import delete_topics, sql, wait_for
-from serving import start_server
+from support.mz_support import delete_topics, sql, wait_for
+from support.serving import start_server
 
 if TYPE_CHECKING:
     from tests.conftest import Server

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from gateway_helpers import create_token
-from serving import start_server
+from support.gateway_helpers import create_token
+from support.serving import start_server
 
 if TYPE_CHECKING:
     from tests.conftest import Server

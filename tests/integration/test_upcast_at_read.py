@@ -17,8 +17,8 @@ import httpx
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from features_helpers import apply, read, wait_loaded
-from serving import start_server
+from support.features_helpers import apply, read, wait_loaded
+from support.serving import start_server
 
 from materializer.features import view_name
 

@@ -153,7 +153,7 @@ HERE = Path(__file__).resolve().parent
 
 
 class Harness:
-    """tests/integration/mz_harness.py in its own process."""
+    """tests/support/mz_harness.py in its own process."""
 
     def __init__(self, data_dir: Path, bootstrap: str) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
