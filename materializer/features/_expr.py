@@ -34,6 +34,7 @@ __all__ = [
     "CompiledExpression",
     "compile_aggregation",
     "compile_filter",
+    "fill_template",
     "over_window",
     "set_aggregate",
     "split_aggregates",
@@ -100,6 +101,11 @@ class AggregateCall:
         params = f"({self.params})" if self.params is not None else ""
         return f"{self.name}State{params}({self.args})"
 
+    def merge_state_sql(self, column: str) -> str:
+        """The ``-MergeState`` form: states merged into a (coarser) state."""
+        params = f"({self.params})" if self.params is not None else ""
+        return f"{self.name}MergeState{params}({column})"
+
     def merge_sql(self, column: str, condition: str | None = None) -> str:
         """The ``-Merge`` form over a state column (``-MergeIf`` with a row condition)."""
         params = f"({self.params})" if self.params is not None else ""
@@ -121,10 +127,16 @@ class CompiledExpression:
 
     def with_aggregates(self, replacements: Iterable[str]) -> str:
         """The expression with aggregate call i replaced by ``replacements[i]``."""
-        out = self.template
-        for i, rep in enumerate(replacements):
-            out = out.replace(_PLACEHOLDER.format(i), rep)
-        return out
+        return fill_template(self.template, replacements)
+
+
+def fill_template(template: str, replacements: Iterable[str]) -> str:
+    """``template`` (see :func:`split_aggregates`) with placeholder i replaced by
+    ``replacements[i]``."""
+    out = template
+    for i, rep in enumerate(replacements):
+        out = out.replace(_PLACEHOLDER.format(i), rep)
+    return out
 
 
 def _parse(text: str, what: str) -> exp.Expr:

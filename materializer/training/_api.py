@@ -12,6 +12,7 @@ from materializer.training._job import TrainingJob
 from materializer.training._model import FeatureSpec, ObservationsSpine, SubjectSpine
 from materializer.training._observations import load_spine_file, read_spine_table
 from materializer.training._spine import resolve_spine
+from materializer.training.sql import HOT_EVENTS_PER_WINDOW
 from sluicegate.errors import BadRequest
 from sluicegate.naming import CLICKHOUSE_DATABASE
 
@@ -26,6 +27,7 @@ def training_set(
     registry: SchemaSource | None = None,
     arrival_time: bool = False,
     database: str = CLICKHOUSE_DATABASE,
+    hot_events_per_window: int = HOT_EVENTS_PER_WINDOW,
 ) -> TrainingJob:
     """A point-in-time training set of ``features`` for every row of ``spine``.
 
@@ -34,6 +36,9 @@ def training_set(
     ``features``: stored feature names (``name`` or ``name@version``; needs ``registry``
     to compile them) or ready :class:`FeatureSpec` objects. Nothing runs until the job's
     ``to_arrow()``/``to_pandas()``/``to_parquet()`` (``to_sql()`` only renders).
+    ``hot_events_per_window``: an entity with more events per window than this (on
+    average) has its windowed features read from bucket states, so one busy entity costs
+    its spine rows a bounded number of reads each.
     """
     if isinstance(spine, Path):
         fmt = spine.suffix.lower().lstrip(".")
@@ -58,4 +63,5 @@ def training_set(
         specs,
         database=database,
         arrival_time=arrival_time,
+        hot_events_per_window=hot_events_per_window,
     )

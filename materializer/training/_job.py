@@ -84,9 +84,11 @@ class TrainingJob:
         database: str,
         arrival_time: bool = False,
         functions: FunctionAllowlist | None = None,
+        hot_events_per_window: int = sql.HOT_EVENTS_PER_WINDOW,
     ) -> None:
         """``functions``: the SQL gate's allowlist, which tells the aggregate calls of an
-        expression (read from ``client`` when first needed)."""
+        expression (read from ``client`` when first needed). ``hot_events_per_window``:
+        entities with more events per window read windowed features from bucket states."""
         _check_columns(spine, features)
         self._client = client
         self.spine = spine
@@ -94,6 +96,7 @@ class TrainingJob:
         self.database = database
         self.arrival_time = arrival_time
         self._functions = functions
+        self._hot_events = hot_events_per_window
         self._differences: dict[str, str] | None = None
         self._table: pa.Table | None = None
         self._report: TrainingReport | None = None
@@ -137,6 +140,7 @@ class TrainingJob:
                 functions=self._names(),
                 audit=audit,
                 differences=self._difference_types(),
+                hot_events_per_window=self._hot_events,
             )
         except ValueError as exc:  # an aggregation without an aggregate function call
             raise BadRequest(f"features: {exc}") from exc

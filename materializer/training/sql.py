@@ -40,10 +40,11 @@ from clickhouse_connect.driver.binding import format_str, quote_identifier
 from materializer.features._expr import (
     ORDER_COLUMNS_SQL,
     PLACEHOLDER0,
+    fill_template,
     over_window,
     split_aggregates,
 )
-from materializer.features.sql import floor_div_sql
+from materializer.features.sql import bucket_ms, floor_div_sql
 from materializer.training._model import (
     OBSERVATION_ID,
     OBSERVED_AT,
@@ -408,9 +409,10 @@ def _running_ctes(
     )
 
 
-def _windowed_cte(g: _Group, database: str, arrival_time: bool) -> str:
+def _direct_select(g: _Group, database: str, arrival_time: bool, cold: str) -> list[str]:
     """The events in [observed_at - window, observed_at) of each spine row's entity, found
-    through window-sized time buckets, aggregated per spine row."""
+    through window-sized time buckets, aggregated per spine row; ``cold`` restricts the
+    entities (SQL condition on ``entity``, or ``1``)."""
     w = g.window_ms
     assert w is not None
     conditions = [
@@ -430,29 +432,206 @@ def _windowed_cte(g: _Group, database: str, arrival_time: bool) -> str:
     parts = 4 if w % 4 == 0 else 1
     size = w // parts
     bucket = _bucket(OBSERVED_AT, size)
+    return [
+        f"-- the events of each spine row's {g.entity_type} in [observed_at - "
+        f"{_window_text(w)[7:]}, observed_at), found through time buckets of "
+        f"{_window_text(size)[7:]}",
+        f"-- (the row's bucket and the {parts} before)",
+        f"{_INDENT}SELECT",
+        ",\n".join(f"{_INDENT * 2}{c}" for c in out),
+        f"{_INDENT}FROM (",
+        f"{_INDENT * 2}SELECT *, {g.entity_expr} AS entity, "
+        f"{_bucket('occurred_at', size)} AS bucket",
+        f"{_INDENT * 2}FROM {_table(database, 'events')} FINAL",
+        _events_where(g, _INDENT * 2),
+        f"{_INDENT * 2}  AND {cold}",
+        f"{_INDENT}) AS e",
+        f"{_INDENT}INNER JOIN (",
+        f"{_INDENT * 2}SELECT observation_id, {OBSERVED_AT}, {ident(g.entity_type)} AS entity,",
+        f"{_INDENT * 3}arrayJoin(range({bucket} - {parts}, {bucket} + 1)) AS bucket",
+        f"{_INDENT * 2}FROM spine",
+        f"{_INDENT}) AS s ON e.entity = s.entity AND e.bucket = s.bucket",
+        f"{_INDENT}WHERE " + f"\n{_INDENT}  AND ".join(conditions),
+        f"{_INDENT}GROUP BY s.observation_id",
+    ]
+
+
+# An entity is hot when its events per window average more than this: its spine rows read
+# pre-aggregated states instead of every event of the window.
+HOT_EVENTS_PER_WINDOW = 256
+
+
+def _floor_sql(ms_sql: str, size: int) -> str:
+    return f"{floor_div_sql(ms_sql, size)} * {size}"
+
+
+def _ceil_sql(ms_sql: str, size: int) -> str:
+    return f"-{floor_div_sql(f'-({ms_sql})', size)} * {size}"
+
+
+def _keys_sql(parts: Sequence[tuple[str, str]], size: int) -> str:
+    """The distinct ``size``-bucket indices the ranges [lo, hi) of ``parts`` touch."""
+    ranges = [
+        f"if({lo} < {hi}, range({floor_div_sql(lo, size)}, "
+        f"{floor_div_sql(f'{hi} - 1', size)} + 1), [])"
+        for lo, hi in parts
+    ]
+    return ranges[0] if len(ranges) == 1 else f"arrayDistinct(arrayConcat({', '.join(ranges)}))"
+
+
+def _bucketed_ctes(
+    g: _Group, database: str, functions: FunctionAllowlist, hot: str
+) -> tuple[list[str], list[str]]:
+    """The hot entities' spine rows: the window [t - w, t) split into whole buckets of
+    ``B`` (the online store's size for the window), whole fine buckets of ``B / 60`` at its
+    two ends, and single events in the partial fine buckets at its very ends, each read as
+    aggregate states and merged per spine row. A row reads at most ~w/B + 120 states and
+    two fine buckets of events, however many events its entity has. -> (CTEs, SELECT)."""
+    w = g.window_ms
+    assert w is not None
+    b = bucket_ms(w)
+    f_size = b // 60
+    p_size = -(-w // b) * b  # coarse rows are found by window-sized partitions of this
+    calls = []  # (column, AggregateCall) per aggregate call of each feature
+    templates = {}
+    for i, f in enumerate(g.features):
+        template, fcalls = split_aggregates(f.value_agg, functions)
+        names = [f"s{i}_{j}" for j in range(len(fcalls))]
+        calls += list(zip(names, fcalls, strict=True))
+        templates[f.name] = (template, names)
+    ms = _ms("occurred_at")
+    fine_states = [f"{call.state_sql()} AS {col}" for col, call in calls]
+    coarse_states = [f"{call.merge_state_sql(col)} AS {col}" for col, call in calls]
+    cols = ", ".join(col for col, _ in calls)
+    key = ident(g.entity_type)
+    t = _ms(OBSERVED_AT)
+    bounds = [
+        f"{t} AS t",
+        f"t - {w} AS low",
+        f"{_ceil_sql('low', f_size)} AS lo_f0",
+        f"{_floor_sql('t', f_size)} AS hi_f0",
+        "if(lo_f0 < hi_f0, lo_f0, t) AS lo_f",
+        "if(lo_f0 < hi_f0, hi_f0, t) AS hi_f",
+        f"{_ceil_sql('lo_f', b)} AS lo0",
+        f"{_floor_sql('hi_f', b)} AS hi0",
+        "if(lo0 < hi0, lo0, hi_f) AS lo",
+        "if(lo0 < hi0, hi0, hi_f) AS hi",
+    ]
+    c = g.cte
+    ctes = [
+        f"-- the hot {g.entity_type}s' events as states per fine bucket "
+        f"({_window_text(f_size)[7:]}), per bucket ({_window_text(b)[7:]}), and each spine "
+        "row's window bounds",
+        f"{c}__fine AS (",
+        f"{_INDENT}SELECT entity, {_floor_sql(ms, f_size)} AS slot, "
+        + ", ".join(fine_states)
+        + ", max(occurred_at) AS mx, min(occurred_at) AS mn",
+        f"{_INDENT}FROM (SELECT *, {g.entity_expr} AS entity FROM {_table(database, 'events')}"
+        " FINAL",
+        _events_where(g, _INDENT * 2),
+        f"{_INDENT * 2}  AND entity IN (SELECT entity FROM {hot}))",
+        f"{_INDENT}GROUP BY entity, slot",
+        "),",
+        f"{c}__coarse AS (",
+        f"{_INDENT}SELECT entity, bucket AS slot, "
+        + ", ".join(coarse_states)
+        + ", max(mx) AS mx, min(mn) AS mn",
+        f"{_INDENT}FROM (SELECT *, {_floor_sql('slot', b)} AS bucket FROM {c}__fine)",
+        f"{_INDENT}GROUP BY entity, bucket",
+        "),",
+        f"{c}__bounds AS (",
+        f"{_INDENT}SELECT observation_id, {key} AS entity, " + ", ".join(bounds),
+        f"{_INDENT}FROM spine WHERE {key} IN (SELECT entity FROM {hot})",
+        "),",
+    ]
+    raw_cond = "(e.ms >= s.low AND e.ms < s.lo_f OR e.ms >= s.hi_f AND e.ms < s.t)"
+    pieces = [
+        # whole buckets inside the window
+        f"{_INDENT * 2}SELECT s.observation_id AS observation_id, {cols}, mx, mn "
+        f"FROM {c}__coarse AS x",
+        f"{_INDENT * 2}INNER JOIN (SELECT observation_id, entity, lo, hi, arrayJoin("
+        f"{_keys_sql([('lo', 'hi')], p_size)}) AS k FROM {c}__bounds) AS s",
+        f"{_INDENT * 2}ON x.entity = s.entity AND {floor_div_sql('x.slot', p_size)} = s.k",
+        f"{_INDENT * 2}WHERE x.slot >= s.lo AND x.slot < s.hi",
+        f"{_INDENT * 2}UNION ALL",
+        # whole fine buckets at the ends
+        f"{_INDENT * 2}SELECT s.observation_id AS observation_id, {cols}, mx, mn "
+        f"FROM {c}__fine AS x",
+        f"{_INDENT * 2}INNER JOIN (SELECT observation_id, entity, lo_f, lo, hi, hi_f, arrayJoin("
+        f"{_keys_sql([('lo_f', 'lo'), ('hi', 'hi_f')], b)}) AS k FROM {c}__bounds) AS s",
+        f"{_INDENT * 2}ON x.entity = s.entity AND {floor_div_sql('x.slot', b)} = s.k",
+        f"{_INDENT * 2}WHERE (x.slot >= s.lo_f AND x.slot < s.lo OR x.slot >= s.hi "
+        "AND x.slot < s.hi_f)",
+        f"{_INDENT * 2}UNION ALL",
+        # single events in the partial fine buckets at the very ends
+        f"{_INDENT * 2}SELECT s.observation_id AS observation_id, "
+        + ", ".join(f"{call.state_sql()} AS {col}" for col, call in calls)
+        + ", max(e.occurred_at) AS mx, min(e.occurred_at) AS mn",
+        f"{_INDENT * 2}FROM (SELECT *, {g.entity_expr} AS entity, {ms} AS ms "
+        f"FROM {_table(database, 'events')} FINAL",
+        _events_where(g, _INDENT * 3),
+        f"{_INDENT * 3}  AND entity IN (SELECT entity FROM {hot})) AS e",
+        f"{_INDENT * 2}INNER JOIN (SELECT observation_id, entity, t, low, lo_f, hi_f, arrayJoin("
+        f"{_keys_sql([('low', 'lo_f'), ('hi_f', 't')], f_size)}) AS k FROM {c}__bounds) AS s",
+        f"{_INDENT * 2}ON e.entity = s.entity AND {floor_div_sql('e.ms', f_size)} = s.k",
+        f"{_INDENT * 2}WHERE {raw_cond}",
+        f"{_INDENT * 2}GROUP BY s.observation_id",
+    ]
+    out = ["observation_id"]
+    by_column = dict(calls)
+    for f in g.features:
+        template, names = templates[f.name]
+        value = fill_template(template, (by_column[n].merge_sql(n) for n in names))
+        out += [f"{value} AS {f.name}", f"max(mx) AS {f.name}__last_occurred_at"]
+        out.append(f"min(mn) AS {f.name}__first_occurred_at")
+    select = [
+        f"-- the hot {g.entity_type}s' spine rows: the states of the window's whole buckets, "
+        "whole fine buckets and end events",
+        f"{_INDENT}SELECT " + ", ".join(out),
+        f"{_INDENT}FROM (",
+        *pieces,
+        f"{_INDENT})",
+        f"{_INDENT}GROUP BY observation_id",
+    ]
+    return ctes, select
+
+
+def _windowed_cte(
+    g: _Group,
+    database: str,
+    arrival_time: bool,
+    functions: FunctionAllowlist,
+    hot_events: int,
+) -> str:
+    """A windowed group's values per spine row. In arrival-time mode every event of the
+    window is read (each must also have arrived before observed_at); otherwise entities
+    with more than ``hot_events`` events per window on average read bucket states."""
+    w = g.window_ms
+    assert w is not None
+    if arrival_time:
+        return "\n".join(
+            [*_group_header(g), f"{g.cte} AS (", *_direct_select(g, database, True, "1"), ")"]
+        )
+    hot = f"{g.cte}__hot"
+    ctes, bucketed = _bucketed_ctes(g, database, functions, hot)
+    ms = _ms("occurred_at")
     return "\n".join(
         [
             *_group_header(g),
-            f"-- the events of each spine row's {g.entity_type} in [observed_at - "
-            f"{_window_text(w)[7:]}, observed_at), found through time buckets of "
-            f"{_window_text(size)[7:]}",
-            f"-- (the row's bucket and the {parts} before)",
+            f"-- the {g.entity_type}s with more than {hot_events} events per "
+            f"{_window_text(w)[7:]} on average",
+            f"{hot} AS (",
+            f"{_INDENT}SELECT entity FROM (SELECT {g.entity_expr} AS entity, {ms} AS ms "
+            f"FROM {_table(database, 'events')} FINAL",
+            _events_where(g, _INDENT * 2) + ")",
+            f"{_INDENT}GROUP BY entity",
+            f"{_INDENT}HAVING count() * {w} > {int(hot_events)} * (max(ms) - min(ms) + {w})",
+            "),",
+            *ctes,
             f"{g.cte} AS (",
-            f"{_INDENT}SELECT",
-            ",\n".join(f"{_INDENT * 2}{c}" for c in out),
-            f"{_INDENT}FROM (",
-            f"{_INDENT * 2}SELECT *, {g.entity_expr} AS entity, "
-            f"{_bucket('occurred_at', size)} AS bucket",
-            f"{_INDENT * 2}FROM {_table(database, 'events')} FINAL",
-            _events_where(g, _INDENT * 2),
-            f"{_INDENT}) AS e",
-            f"{_INDENT}INNER JOIN (",
-            f"{_INDENT * 2}SELECT observation_id, {OBSERVED_AT}, {ident(g.entity_type)} AS entity,",
-            f"{_INDENT * 3}arrayJoin(range({bucket} - {parts}, {bucket} + 1)) AS bucket",
-            f"{_INDENT * 2}FROM spine",
-            f"{_INDENT}) AS s ON e.entity = s.entity AND e.bucket = s.bucket",
-            f"{_INDENT}WHERE " + f"\n{_INDENT}  AND ".join(conditions),
-            f"{_INDENT}GROUP BY s.observation_id",
+            *_direct_select(g, database, False, f"entity NOT IN (SELECT entity FROM {hot})"),
+            f"{_INDENT}UNION ALL",
+            *bucketed,
             ")",
         ]
     )
@@ -477,11 +656,14 @@ def training_set_sql(
     functions: FunctionAllowlist,
     audit: bool = False,
     differences: Mapping[str, str] | None = None,
+    hot_events_per_window: int = HOT_EVENTS_PER_WINDOW,
 ) -> str:
     """The extraction query. With ``audit``, each feature also returns the time range of
     the events it used (``<feature>__last_occurred_at`` ...), which :func:`audit_sql` checks.
     ``differences`` maps windowed features whose value is a difference of running totals
-    (see :func:`is_invertible`) to their value type."""
+    (see :func:`is_invertible`) to their value type. An entity with more than
+    ``hot_events_per_window`` events per window (on average) has its windowed features
+    read from bucket states rather than from every event of each window."""
     mode = (
         "arrival time: events with occurred_at < observed_at AND ingested_at < observed_at"
         if arrival_time
@@ -502,7 +684,7 @@ def training_set_sql(
         if g.window_ms is None:
             ctes.append(_running_ctes(g, database, arrival_time, functions))
         else:
-            ctes.append(_windowed_cte(g, database, arrival_time))
+            ctes.append(_windowed_cte(g, database, arrival_time, functions, hot_events_per_window))
     owner = {f.name: g.cte for g in groups for f in g.features}
     select = [f"s.{ident(c)} AS {ident(c)}" for c in spine.columns]
     for f in features:

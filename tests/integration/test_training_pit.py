@@ -109,9 +109,13 @@ def _observations(
     return out
 
 
-@pytest.mark.parametrize("arrival_time", [False, True], ids=["event-time", "arrival-time"])
+@pytest.mark.parametrize(
+    ("arrival_time", "hot_events"),
+    [(False, 256), (True, 256), (False, 0)],
+    ids=["event-time", "arrival-time", "event-time-every-entity-hot"],
+)
 def test_observations_spine_matches_brute_force(
-    store: tuple[Client, str], arrival_time: bool
+    store: tuple[Client, str], arrival_time: bool, hot_events: int
 ) -> None:
     client, database = store
     rng = random.Random(20260301 + arrival_time)
@@ -123,7 +127,12 @@ def test_observations_spine_matches_brute_force(
     feats = make_features()
     specs = [f.spec(version=1 + i % 3) for i, f in enumerate(feats)]
     job = training_set(
-        client, ObservationsSpine("clicks"), specs, database=database, arrival_time=arrival_time
+        client,
+        ObservationsSpine("clicks"),
+        specs,
+        database=database,
+        arrival_time=arrival_time,
+        hot_events_per_window=hot_events,  # 0: windowed values from bucket states only
     )
     table = job.to_arrow()
     assert table.num_rows == 700
