@@ -14,9 +14,14 @@ the run fails on any). Usage::
 
     .venv/bin/python bench/training.py                 # 1,000,000 x 10 over 10,000,000
     .venv/bin/python bench/training.py --scale 0.1     # 100,000 x 10 over 1,000,000
+    .venv/bin/python bench/training.py --scale 0.1 --skew 0.2   # one user: 20% of all
 
 Data: 30 days, users and posts drawn with a skew (a few hot entities), times on whole
-seconds (ties), 10% of events arriving up to 6 h late.
+seconds (ties), 10% of events arriving up to 6 h late. ``--skew 0.2`` adds one user holding
+20% of the events and of the observations (a bot, a power user).
+
+``sluicegate-direct`` is the same extraction with every entity read event by event
+(``hot_events_per_window`` out of reach): what bucket states save on hot entities.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from materializer.features.definition import FeatureDefinition  # noqa: E402
 from materializer.training import ObservationsSpine, training_set  # noqa: E402
 from materializer.training._features import spec_from_compiled  # noqa: E402
+from materializer.training.sql import HOT_EVENTS_PER_WINDOW  # noqa: E402
 from migrations._clickhouse import apply_clickhouse_migrations  # noqa: E402
 from sluicegate.clickhouse import BASE_SETTINGS  # noqa: E402
 
@@ -85,10 +91,13 @@ def _hash01(seed: int) -> str:
     return f"(cityHash64(number, {seed}) % 1000000) / 1000000.0"
 
 
-def generate(client: Any, n_events: int, n_obs: int) -> None:
-    """Events and observations generated inside ClickHouse (deterministic hashes)."""
+def generate(client: Any, n_events: int, n_obs: int, skew: float = 0.0) -> None:
+    """Events and observations generated inside ClickHouse (deterministic hashes). With
+    ``skew``, one more user (the hot one) holds that share of the events and of the
+    observations."""
     users = max(1000, n_events // 100)
     posts = max(1000, n_events // 100)
+    hot = int(skew * 1_000_000)
     client.command(f"""
         INSERT INTO events (event_id, subject, entity_key, occurred_at, ingested_at, source,
             producer, op, schema_id, schema_version, payload_version, payload, kafka_topic,
@@ -105,7 +114,9 @@ def generate(client: Any, n_events: int, n_obs: int) -> None:
                    toString(cityHash64(number, 6) % 100), '}}'),
             'sg.{SUBJECT}', 0, number
         FROM (
-            SELECT number, toUInt64(floor({users} * pow({_hash01(1)}, 1.5))) AS u,
+            SELECT number,
+                   if(cityHash64(number, 7) % 1000000 < {hot}, {users},
+                      toUInt64(floor({users} * pow({_hash01(1)}, 1.5)))) AS u,
                    toUInt64(floor({posts} * pow({_hash01(2)}, 3))) AS p
             FROM numbers({n_events})
         )
@@ -115,7 +126,8 @@ def generate(client: Any, n_events: int, n_obs: int) -> None:
         SELECT 'bench', concat('o', toString(number)),
             fromUnixTimestamp64Milli(toInt64({T0_MS}
                 + intDiv(cityHash64(number, 13) % {30 * DAY_MS}, 1000) * 1000), 'UTC'),
-            map('user', concat('u', toString(toUInt64(floor({users} * pow({_hash01(11)}, 1.5))))),
+            map('user', concat('u', toString(if(cityHash64(number, 17) % 1000000 < {hot}, {users},
+                        toUInt64(floor({users} * pow({_hash01(11)}, 1.5)))))),
                 'post', concat('p', toString(toUInt64(floor({posts} * pow({_hash01(12)}, 3)))))),
             concat('{{"label":', toString(cityHash64(number, 14) % 2), '}}')
         FROM numbers({n_obs})
@@ -274,6 +286,15 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per engine (median)")
     parser.add_argument(
+        "--skew", type=float, default=0.0, help="share of events and observations of one user"
+    )
+    parser.add_argument(
+        "--direct",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time sluicegate reading every entity event by event",
+    )
+    parser.add_argument(
         "--baseline-timeout",
         type=float,
         default=300.0,
@@ -292,7 +313,7 @@ def main() -> None:
         client = clickhouse_connect.get_client(database="sluicegate", **kwargs)
         apply_clickhouse_migrations(client)
         started = time.perf_counter()
-        generate(client, n_events, n_obs)
+        generate(client, n_events, n_obs, args.skew)
         print(
             f"generated {n_events:,} events and {n_obs:,} observations in "
             f"{time.perf_counter() - started:.1f} s",
@@ -300,17 +321,35 @@ def main() -> None:
         )
         feature_specs = specs()
 
-        times: dict[str, list[float]] = {"sluicegate": [], "duckdb-range": [], "duckdb-asof": []}
-        ours: pa.Table | None = None
+        times: dict[str, list[float]] = {
+            "sluicegate": [],
+            "sluicegate-direct": [],
+            "duckdb-range": [],
+            "duckdb-asof": [],
+        }
+        results: dict[str, pa.Table] = {}
         for _ in range(args.runs):
-            t = time.perf_counter()  # spine resolution, extraction, report and audit
-            job = training_set(client, ObservationsSpine("bench"), feature_specs)
-            ours = job.to_arrow()
-            times["sluicegate"].append(time.perf_counter() - t)
-            assert job.report.leakage_audit["passed"]
-            print(f"  sluicegate: {times['sluicegate'][-1]:.2f} s", flush=True)
-        assert ours is not None
+            for name, hot in (("sluicegate", HOT_EVENTS_PER_WINDOW), ("sluicegate-direct", 10**15)):
+                if name == "sluicegate-direct" and not args.direct:
+                    continue
+                t = time.perf_counter()  # spine resolution, extraction, report and audit
+                job = training_set(
+                    client, ObservationsSpine("bench"), feature_specs, hot_events_per_window=hot
+                )
+                results[name] = job.to_arrow()
+                times[name].append(time.perf_counter() - t)
+                assert job.report.leakage_audit["passed"]
+                print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
+        if not args.direct:
+            del times["sluicegate-direct"]
+        ours = results["sluicegate"]
         ours = ours.select(["observation_id", *NAMES])
+        if args.direct:
+            con0 = duckdb.connect()
+            diff = compare(con0, ours, results["sluicegate-direct"].select(ours.column_names))
+            if diff["joined"] != n_obs or any(v for k, v in diff.items() if k != "joined"):
+                raise SystemExit(f"bucket states disagree with the direct reading: {diff}")
+            con0.close()
 
         # the same data for DuckDB (export time not counted)
         ev = client.query_arrow(
@@ -352,8 +391,9 @@ def main() -> None:
                     raise SystemExit(f"{name} disagrees with sluicegate: {diff}")
         ours_median = statistics.median(times["sluicegate"])
         print(
-            f"\n{n_obs:,} observations x {len(NAMES)} features over {n_events:,} events "
-            f"(medians of {args.runs}; values compared: all equal)"
+            f"\n{n_obs:,} observations x {len(NAMES)} features over {n_events:,} events"
+            + (f", one user holding {args.skew:.0%}" if args.skew else "")
+            + f" (medians of {args.runs}; values compared: all equal)"
         )
         print(f"{'engine':<14}{'median s':>10}{'vs sluicegate':>16}")
         for name, values in times.items():

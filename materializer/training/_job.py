@@ -97,6 +97,7 @@ class TrainingJob:
         self.arrival_time = arrival_time
         self._functions = functions
         self._hot_events = hot_events_per_window
+        self._hot: dict[str, list[str]] | None = None
         self._differences: dict[str, str] | None = None
         self._table: pa.Table | None = None
         self._report: TrainingReport | None = None
@@ -130,6 +131,29 @@ class TrainingJob:
         """The ClickHouse query, runnable as-is in clickhouse-client on the same tables."""
         return self._sql(audit=False)
 
+    def _hot_entities(self) -> dict[str, list[str]]:
+        """Per windowed group: its entities with more events per window than
+        ``hot_events_per_window`` (their rows read bucket states)."""
+        if self._hot is None:
+            self._hot = {}
+            if not self.arrival_time:
+                groups = sql.plan_groups(self.features, self._difference_types(), False)
+                for g in groups:
+                    if g.window_ms is None:
+                        continue
+                    query = sql.spine_query(
+                        self.spine,
+                        self.database,
+                        sql.hot_entities_sql(g, self.database, self._hot_events),
+                    )
+                    try:
+                        rows = self._client.query(query, settings=_RUN_SETTINGS).result_rows
+                    except ClickHouseError as exc:
+                        raise _map_error(exc) from exc
+                    if rows:
+                        self._hot[g.cte] = [str(r[0]) for r in rows]
+        return self._hot
+
     def _sql(self, *, audit: bool) -> str:
         try:
             return sql.training_set_sql(
@@ -140,7 +164,7 @@ class TrainingJob:
                 functions=self._names(),
                 audit=audit,
                 differences=self._difference_types(),
-                hot_events_per_window=self._hot_events,
+                hot=self._hot_entities(),
             )
         except ValueError as exc:  # an aggregation without an aggregate function call
             raise BadRequest(f"features: {exc}") from exc

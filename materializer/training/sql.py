@@ -57,9 +57,11 @@ from sluicegate.sqlgate import FunctionAllowlist
 
 __all__ = [
     "audit_sql",
+    "hot_entities_sql",
     "is_invertible",
     "label_types_sql",
     "literal",
+    "spine_query",
     "stats_sql",
     "training_set_sql",
     "value_types_sql",
@@ -220,6 +222,11 @@ def _spine_cte(spine: ResolvedSpine, database: str) -> str:
     return "\n".join(lines)
 
 
+def spine_query(spine: ResolvedSpine, database: str, select: str) -> str:
+    """``select`` with the spine as a CTE named ``spine``."""
+    return "\n".join(["WITH", _spine_cte(spine, database), select])
+
+
 # --------------------------------------------------------------------------- features
 
 _INVERTIBLE = {"count", "countIf", "sum", "sumIf"}
@@ -286,12 +293,15 @@ def plan_groups(
     return list(groups.values())
 
 
-def _events_where(g: _Group, indent: str) -> str:
+def _events_where(g: _Group, indent: str, spine: bool = True) -> str:
     """The events a group reads: its subject and filter, for the spine's entities, before
-    the spine's last time (later events can never be used)."""
+    the spine's last time (later events can never be used). Without ``spine``, the
+    subject and filter only (for a MATERIALIZED CTE, which may not read another one)."""
+    where = f"{indent}WHERE subject = {literal(g.subject)}\n{indent}  AND ({g.filter_expr})"
+    if not spine:
+        return where
     return (
-        f"{indent}WHERE subject = {literal(g.subject)}\n"
-        f"{indent}  AND ({g.filter_expr})\n"
+        f"{where}\n"
         f"{indent}  AND entity IN (SELECT {ident(g.entity_type)} FROM spine)\n"
         f"{indent}  AND occurred_at < (SELECT max({OBSERVED_AT}) FROM spine)"
     )
@@ -522,14 +532,14 @@ def _bucketed_ctes(
         f"-- the hot {g.entity_type}s' events as states per fine bucket "
         f"({_window_text(f_size)[7:]}), per bucket ({_window_text(b)[7:]}), and each spine "
         "row's window bounds",
-        f"{c}__fine AS (",
+        f"{c}__fine AS MATERIALIZED (",
         f"{_INDENT}SELECT entity, {_floor_sql(ms, f_size)} AS slot, "
         + ", ".join(fine_states)
         + ", max(occurred_at) AS mx, min(occurred_at) AS mn",
         f"{_INDENT}FROM (SELECT *, {g.entity_expr} AS entity FROM {_table(database, 'events')}"
         " FINAL",
-        _events_where(g, _INDENT * 2),
-        f"{_INDENT * 2}  AND entity IN (SELECT entity FROM {hot}))",
+        _events_where(g, _INDENT * 2, spine=False),
+        f"{_INDENT * 2}  AND entity IN {hot})",
         f"{_INDENT}GROUP BY entity, slot",
         "),",
         f"{c}__coarse AS (",
@@ -541,7 +551,7 @@ def _bucketed_ctes(
         "),",
         f"{c}__bounds AS (",
         f"{_INDENT}SELECT observation_id, {key} AS entity, " + ", ".join(bounds),
-        f"{_INDENT}FROM spine WHERE {key} IN (SELECT entity FROM {hot})",
+        f"{_INDENT}FROM spine WHERE {key} IN {hot}",
         "),",
     ]
     raw_cond = "(e.ms >= s.low AND e.ms < s.lo_f OR e.ms >= s.hi_f AND e.ms < s.t)"
@@ -570,7 +580,7 @@ def _bucketed_ctes(
         f"{_INDENT * 2}FROM (SELECT *, {g.entity_expr} AS entity, {ms} AS ms "
         f"FROM {_table(database, 'events')} FINAL",
         _events_where(g, _INDENT * 3),
-        f"{_INDENT * 3}  AND entity IN (SELECT entity FROM {hot})) AS e",
+        f"{_INDENT * 3}  AND entity IN {hot}) AS e",
         f"{_INDENT * 2}INNER JOIN (SELECT observation_id, entity, t, low, lo_f, hi_f, arrayJoin("
         f"{_keys_sql([('low', 'lo_f'), ('hi_f', 't')], f_size)}) AS k FROM {c}__bounds) AS s",
         f"{_INDENT * 2}ON e.entity = s.entity AND {floor_div_sql('e.ms', f_size)} = s.k",
@@ -596,40 +606,49 @@ def _bucketed_ctes(
     return ctes, select
 
 
+def hot_entities_sql(g: _Group, database: str, hot_events: int) -> str:
+    """The entities of a windowed group with more than ``hot_events`` events per window on
+    average over their events (``count * w > hot_events * (last - first + w)``)."""
+    w = g.window_ms
+    assert w is not None
+    ms = _ms("occurred_at")
+    return (
+        f"SELECT entity FROM (SELECT {g.entity_expr} AS entity, {ms} AS ms "
+        f"FROM {_table(database, 'events')} FINAL\n"
+        + _events_where(g, "", spine=False)
+        + f"\n  AND entity IN (SELECT {ident(g.entity_type)} FROM spine))\n"
+        f"GROUP BY entity HAVING count() * {w} > {int(hot_events)} * (max(ms) - min(ms) + {w})"
+    )
+
+
 def _windowed_cte(
     g: _Group,
     database: str,
     arrival_time: bool,
     functions: FunctionAllowlist,
-    hot_events: int,
+    hot: Sequence[str],
 ) -> str:
-    """A windowed group's values per spine row. In arrival-time mode every event of the
-    window is read (each must also have arrived before observed_at); otherwise entities
-    with more than ``hot_events`` events per window on average read bucket states."""
-    w = g.window_ms
-    assert w is not None
-    if arrival_time:
+    """A windowed group's values per spine row: event by event, except for the ``hot``
+    entities, whose rows read bucket states (never in arrival-time mode: each event must
+    also have arrived before observed_at, which no pre-aggregated state can tell)."""
+    if arrival_time or not hot:
         return "\n".join(
-            [*_group_header(g), f"{g.cte} AS (", *_direct_select(g, database, True, "1"), ")"]
+            [
+                *_group_header(g),
+                f"{g.cte} AS (",
+                *_direct_select(g, database, arrival_time, "1"),
+                ")",
+            ]
         )
-    hot = f"{g.cte}__hot"
-    ctes, bucketed = _bucketed_ctes(g, database, functions, hot)
-    ms = _ms("occurred_at")
+    keys = "(" + ", ".join(literal(k) for k in sorted(hot)) + ")"
+    ctes, bucketed = _bucketed_ctes(g, database, functions, keys)
     return "\n".join(
         [
             *_group_header(g),
-            f"-- the {g.entity_type}s with more than {hot_events} events per "
-            f"{_window_text(w)[7:]} on average",
-            f"{hot} AS (",
-            f"{_INDENT}SELECT entity FROM (SELECT {g.entity_expr} AS entity, {ms} AS ms "
-            f"FROM {_table(database, 'events')} FINAL",
-            _events_where(g, _INDENT * 2) + ")",
-            f"{_INDENT}GROUP BY entity",
-            f"{_INDENT}HAVING count() * {w} > {int(hot_events)} * (max(ms) - min(ms) + {w})",
-            "),",
+            f"-- hot {g.entity_type}s (many events per window): {len(hot)}",
             *ctes,
             f"{g.cte} AS (",
-            *_direct_select(g, database, False, f"entity NOT IN (SELECT entity FROM {hot})"),
+            *_direct_select(g, database, False, f"entity NOT IN {keys}"),
             f"{_INDENT}UNION ALL",
             *bucketed,
             ")",
@@ -656,14 +675,14 @@ def training_set_sql(
     functions: FunctionAllowlist,
     audit: bool = False,
     differences: Mapping[str, str] | None = None,
-    hot_events_per_window: int = HOT_EVENTS_PER_WINDOW,
+    hot: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The extraction query. With ``audit``, each feature also returns the time range of
     the events it used (``<feature>__last_occurred_at`` ...), which :func:`audit_sql` checks.
     ``differences`` maps windowed features whose value is a difference of running totals
-    (see :func:`is_invertible`) to their value type. An entity with more than
-    ``hot_events_per_window`` events per window (on average) has its windowed features
-    read from bucket states rather than from every event of each window."""
+    (see :func:`is_invertible`) to their value type. ``hot`` maps windowed groups (their
+    CTE name, see :func:`plan_groups`) to the entities whose rows read bucket states
+    (:func:`hot_entities_sql` finds them)."""
     mode = (
         "arrival time: events with occurred_at < observed_at AND ingested_at < observed_at"
         if arrival_time
@@ -684,7 +703,9 @@ def training_set_sql(
         if g.window_ms is None:
             ctes.append(_running_ctes(g, database, arrival_time, functions))
         else:
-            ctes.append(_windowed_cte(g, database, arrival_time, functions, hot_events_per_window))
+            ctes.append(
+                _windowed_cte(g, database, arrival_time, functions, (hot or {}).get(g.cte, ()))
+            )
     owner = {f.name: g.cte for g in groups for f in g.features}
     select = [f"s.{ident(c)} AS {ident(c)}" for c in spine.columns]
     for f in features:
