@@ -483,7 +483,7 @@ def _keys_sql(parts: Sequence[tuple[str, str]], size: int) -> str:
     """The distinct ``size``-bucket indices the ranges [lo, hi) of ``parts`` touch."""
     ranges = [
         f"if({lo} < {hi}, range({floor_div_sql(lo, size)}, "
-        f"{floor_div_sql(f'{hi} - 1', size)} + 1), [])"
+        f"{floor_div_sql(f'({hi} - 1)', size)} + 1), [])"
         for lo, hi in parts
     ]
     return ranges[0] if len(ranges) == 1 else f"arrayDistinct(arrayConcat({', '.join(ranges)}))"
