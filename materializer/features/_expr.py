@@ -38,6 +38,7 @@ __all__ = [
     "over_window",
     "set_aggregate",
     "split_aggregates",
+    "split_arguments",
 ]
 
 DIALECT = "clickhouse"
@@ -391,6 +392,12 @@ def split_aggregates(
     if not calls:
         raise ValueError(f"no aggregate function call in {sql!r}")
     return template, tuple(calls)
+
+
+def split_arguments(args: str) -> list[str]:
+    """The top-level arguments of an argument list's text (``a, f(b, c)`` -> 2)."""
+    tree = sqlglot.parse_one(f"tuple({args})", dialect=DIALECT)
+    return [e.sql(dialect=DIALECT) for e in tree.expressions]
 
 
 def over_window(sql: str, window: str, catalog: FunctionAllowlist | None) -> str:

@@ -137,9 +137,10 @@ class TrainingJob:
         if self._hot is None:
             self._hot = {}
             if not self.arrival_time:
-                groups = sql.plan_groups(self.features, self._difference_types(), False)
+                distinct = sql.distinct_arguments(self.features, self._names(), False)
+                groups = sql.plan_groups(self.features, self._difference_types(), False, distinct)
                 for g in groups:
-                    if g.window_ms is None:
+                    if g.window_ms is None or g.distinct is not None:
                         continue
                     query = sql.spine_query(
                         self.spine,

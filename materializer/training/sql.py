@@ -43,6 +43,7 @@ from materializer.features._expr import (
     fill_template,
     over_window,
     split_aggregates,
+    split_arguments,
 )
 from materializer.features.sql import bucket_ms, floor_div_sql
 from materializer.training._model import (
@@ -57,6 +58,7 @@ from sluicegate.sqlgate import FunctionAllowlist
 
 __all__ = [
     "audit_sql",
+    "distinct_arguments",
     "hot_entities_sql",
     "is_invertible",
     "label_types_sql",
@@ -244,6 +246,29 @@ def is_invertible(f: FeatureSpec, value_type: str, functions: FunctionAllowlist)
     return call.name in _INVERTIBLE and not call.args.lstrip().upper().startswith("DISTINCT")
 
 
+def distinct_arguments(
+    features: Sequence[FeatureSpec], functions: FunctionAllowlist, arrival_time: bool
+) -> dict[str, str]:
+    """Windowed features that are one ``uniqExact(x)`` of one argument (``count(DISTINCT
+    x)`` compiles to it), by name, with their argument: evaluated from the times each value
+    is last seen (see :func:`_distinct_cte`), in event-time mode."""
+    out: dict[str, str] = {}
+    if arrival_time:
+        return out
+    for f in features:
+        if f.window_ms is None:
+            continue
+        try:
+            template, calls = split_aggregates(f.value_agg, functions)
+        except ValueError:
+            continue
+        if template != PLACEHOLDER0 or calls[0].name != "uniqExact" or calls[0].params:
+            continue
+        if len(split_arguments(calls[0].args)) == 1:
+            out[f.name] = calls[0].args
+    return out
+
+
 def value_types_sql(features: Sequence[FeatureSpec], database: str) -> str:
     """The result type of each feature's aggregation (one row, one column per feature)."""
     cols = ", ".join(f"toTypeName({f.value_agg})" for f in features)
@@ -263,18 +288,25 @@ class _Group:
     window_ms: int | None = None  # windowed joins only
     features: list[FeatureSpec] = field(default_factory=list)
     differences: dict[str, str] = field(default_factory=dict)  # name -> value type
+    distinct: str | None = None  # a windowed distinct count's argument (its own group)
 
 
 def plan_groups(
-    features: Sequence[FeatureSpec], differences: Mapping[str, str], arrival_time: bool
+    features: Sequence[FeatureSpec],
+    differences: Mapping[str, str],
+    arrival_time: bool,
+    distinct: Mapping[str, str] | None = None,
 ) -> list[_Group]:
-    """Running groups (lifetime features and windowed running differences) and windowed
+    """Running groups (lifetime features and windowed running differences), one group per
+    windowed distinct count (``distinct``: see :func:`distinct_arguments`) and windowed
     join groups, in first-use order."""
     groups: dict[tuple[object, ...], _Group] = {}
     for f in features:
         running = f.window_ms is None or (f.name in differences and not arrival_time)
         window = None if running else f.window_ms
-        key = (running, f.subject, f.entity_type, f.entity_expr, f.filter_expr, window)
+        argument = (distinct or {}).get(f.name)
+        key: tuple[object, ...] = (running, f.subject, f.entity_type, f.entity_expr)
+        key += (f.filter_expr, window) if argument is None else ("distinct", f.name)
         group = groups.get(key)
         if group is None:
             kind = "running" if running else f"window_{_window_text(window)[7:]}"
@@ -285,6 +317,7 @@ def plan_groups(
                 f.entity_expr,
                 f.filter_expr,
                 window,
+                distinct=argument,
             )
             groups[key] = group
         group.features.append(f)
@@ -606,6 +639,65 @@ def _bucketed_ctes(
     return ctes, select
 
 
+def _distinct_cte(g: _Group, database: str) -> str:
+    """A windowed distinct count from the times each value is seen: the value an event
+    carries is in the window of every t in (its time, min(its value's next time, its time
+    + w)], so the count at t is the number of events before t minus the number of those
+    intervals ending before t — two running counts and an ASOF join, linear in the events
+    however they are spread over entities."""
+    w = g.window_ms
+    assert w is not None and g.distinct is not None
+    (f,) = g.features
+    c = g.cte
+    ms = _ms("occurred_at")
+    return "\n".join(
+        [
+            *_group_header(g),
+            f"-- each value's occurrences: the time it is seen and the end of the span it "
+            f"counts (its next occurrence, or {_window_text(w)[7:]} later)",
+            f"{c}__seen AS (",
+            f"{_INDENT}SELECT entity, ms, if(next_ms IS NULL, ms + {w}, least(next_ms, ms + {w}))"
+            " AS end_ms",
+            f"{_INDENT}FROM (",
+            f"{_INDENT * 2}SELECT *, {g.entity_expr} AS entity, {ms} AS ms, "
+            f"({g.distinct}) AS value,",
+            f"{_INDENT * 3}leadInFrame(toNullable(ms)) OVER (PARTITION BY entity, value "
+            "ORDER BY ms ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next_ms",
+            f"{_INDENT * 2}FROM {_table(database, 'events')} FINAL",
+            _events_where(g, _INDENT * 2),
+            f"{_INDENT * 2}  AND value IS NOT NULL",
+            f"{_INDENT})",
+            "),",
+            "-- the count of values in the window after each change: +1 when a value is seen, "
+            "-1 when its span ends",
+            f"{c}__history AS (",
+            f"{_INDENT}SELECT entity, at, sum(delta) OVER running AS n, "
+            "max(seen) OVER running AS last_seen",
+            f"{_INDENT}FROM (SELECT entity, at, sum(delta) AS delta, max(seen) AS seen FROM (",
+            f"{_INDENT * 2}SELECT entity, ms AS at, 1 AS delta, toNullable(ms) AS seen "
+            f"FROM {c}__seen",
+            f"{_INDENT * 2}UNION ALL SELECT entity, end_ms AS at, -1 AS delta, NULL AS seen "
+            f"FROM {c}__seen",
+            f"{_INDENT}) GROUP BY entity, at)",
+            f"{_INDENT}WINDOW running AS (PARTITION BY entity ORDER BY at "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            "),",
+            "-- each spine row takes the count after the last change strictly before observed_at",
+            f"{c} AS (",
+            f"{_INDENT}SELECT s.observation_id AS observation_id, "
+            f"CAST(h.n AS Nullable(UInt64)) AS {f.name},",
+            f"{_INDENT * 2}fromUnixTimestamp64Milli(h.last_seen, 'UTC') AS "
+            f"{f.name}__last_occurred_at,",
+            f"{_INDENT * 2}CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS "
+            f"{f.name}__first_occurred_at",
+            f"{_INDENT}FROM (SELECT observation_id, {_ms(OBSERVED_AT)} AS t, "
+            f"{ident(g.entity_type)} AS entity FROM spine) AS s",
+            f"{_INDENT}ASOF LEFT JOIN {c}__history AS h ON h.entity = s.entity AND s.t > h.at",
+            ")",
+        ]
+    )
+
+
 def hot_entities_sql(g: _Group, database: str, hot_events: int) -> str:
     """The entities of a windowed group with more than ``hot_events`` events per window on
     average over their events (``count * w > hot_events * (last - first + w)``)."""
@@ -697,11 +789,14 @@ def training_set_sql(
         "-- qualifying event: 0 for count-like features, NULL for value-like ones.",
         f"-- Features: {', '.join(f.label for f in features)}",
     ]
-    groups = plan_groups(features, differences or {}, arrival_time)
+    distinct = distinct_arguments(features, functions, arrival_time)
+    groups = plan_groups(features, differences or {}, arrival_time, distinct)
     ctes = [_spine_cte(spine, database)]
     for g in groups:
         if g.window_ms is None:
             ctes.append(_running_ctes(g, database, arrival_time, functions))
+        elif g.distinct is not None:
+            ctes.append(_distinct_cte(g, database))
         else:
             ctes.append(
                 _windowed_cte(g, database, arrival_time, functions, (hot or {}).get(g.cte, ()))
@@ -718,7 +813,7 @@ def training_set_sql(
                 source = owner[f.name]
                 if (
                     col.endswith("__first_occurred_at")
-                    and f.name in (differences or {})
+                    and (f.name in (differences or {}) or f.name in distinct)
                     and not arrival_time
                 ):
                     # a running difference uses exactly the events after the window start

@@ -212,6 +212,46 @@ def test_arrival_time_excludes_late_events(store: tuple[Client, str]) -> None:
     assert (rows[0]["views"], rows[0]["distinct_items_7d"]) == (1, 1)
 
 
+@pytest.mark.parametrize("hot_events", [256, 0], ids=["by-event", "every-entity-hot"])
+def test_window_edges_to_the_millisecond(store: tuple[Client, str], hot_events: int) -> None:
+    """An event at exactly t - window counts, one a millisecond earlier does not, one at t
+    does not; a value seen again inside the window counts once. For the distinct count
+    (read from the times values are seen) and a windowed max (bucket states when hot)."""
+    client, database = store
+    t = T0_MS + 20 * DAY + 7 * HOUR + 12_345  # not on any bucket boundary
+    week, six_h = 7 * DAY, 6 * HOUR
+
+    def view(i: int, at: int, item: str, price: float) -> Event:
+        payload = {"user_id": "u1", "item_id": item, "price": price, "channel": "web"}
+        return Event(f"e{i}", "shop.view", at, at, payload)
+
+    events = [
+        view(1, t - week, "a", 1.0),  # the window's first millisecond: in
+        view(2, t - week - 1, "b", 1.0),  # just before it: out
+        view(3, t - week - 1, "c", 1.0),  # out, but c is seen again inside the window
+        view(4, t - 1, "c", 1.0),  # c: counts once
+        view(5, t, "d", 1.0),  # at t: never
+        view(6, t - six_h - 1, "c", 90.0),  # outside the 6 h window: not the max
+        view(7, t - six_h, "c", 5.0),  # the 6 h window's first millisecond: the max
+        view(8, t - 3 * HOUR, "a", 3.0),
+        view(9, t + 1, "e", 99.0),  # after t
+    ]
+    # enough events long before t to make u1 hot where asked (they are outside both windows)
+    events += [view(100 + i, t - 30 * DAY + i * 1000, "old", 1.0) for i in range(300)]
+    _load(client, events)
+    append_observations(
+        client, "edges", [{"id": "o", "time": dt(t), "entities": {"user": "u1"}}], database=database
+    )
+    feats = {f.name: f for f in make_features()}
+    specs = [feats["distinct_items_7d"].spec(), feats["max_price_6h"].spec()]
+    rows = (
+        training_set(client, "edges", specs, database=database, hot_events_per_window=hot_events)
+        .to_arrow()
+        .to_pylist()
+    )
+    assert (rows[0]["distinct_items_7d"], rows[0]["max_price_6h"]) == (2, 5.0)
+
+
 def test_subject_spine_excludes_the_event_itself(store: tuple[Client, str]) -> None:
     """Every view is a row: the user's distinct items and the item's viewers so far, with
     the view itself (and any view at the same instant) excluded."""
