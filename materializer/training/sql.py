@@ -709,7 +709,8 @@ def hot_entities_sql(g: _Group, database: str, hot_events: int) -> str:
         f"FROM {_table(database, 'events')} FINAL\n"
         + _events_where(g, "", spine=False)
         + f"\n  AND entity IN (SELECT {ident(g.entity_type)} FROM spine))\n"
-        f"GROUP BY entity HAVING count() * {w} > {int(hot_events)} * (max(ms) - min(ms) + {w})"
+        f"GROUP BY entity HAVING count() * {w} > "
+        f"{int(hot_events)} * toFloat64(max(ms) - min(ms) + {w})"
     )
 
 
