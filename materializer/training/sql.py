@@ -501,7 +501,7 @@ def _direct_select(g: _Group, database: str, arrival_time: bool, cold: str) -> l
 
 # An entity is hot when its events per window average more than this: its spine rows read
 # pre-aggregated states instead of every event of the window.
-HOT_EVENTS_PER_WINDOW = 256
+HOT_EVENTS_PER_WINDOW = 1024
 
 
 def _floor_sql(ms_sql: str, size: int) -> str:

@@ -111,7 +111,7 @@ def _observations(
 
 @pytest.mark.parametrize(
     ("arrival_time", "hot_events"),
-    [(False, 256), (True, 256), (False, 0)],
+    [(False, 1024), (True, 1024), (False, 0)],
     ids=["event-time", "arrival-time", "event-time-every-entity-hot"],
 )
 def test_observations_spine_matches_brute_force(
@@ -212,7 +212,7 @@ def test_arrival_time_excludes_late_events(store: tuple[Client, str]) -> None:
     assert (rows[0]["views"], rows[0]["distinct_items_7d"]) == (1, 1)
 
 
-@pytest.mark.parametrize("hot_events", [256, 0], ids=["by-event", "every-entity-hot"])
+@pytest.mark.parametrize("hot_events", [1024, 0], ids=["by-event", "every-entity-hot"])
 def test_window_edges_to_the_millisecond(store: tuple[Client, str], hot_events: int) -> None:
     """An event at exactly t - window counts, one a millisecond earlier does not, one at t
     does not; a value seen again inside the window counts once. For the distinct count
