@@ -97,6 +97,24 @@ def test_over_window_appends_to_every_aggregate_call(expr: str, want: str) -> No
     assert over_window(expr, "w", NAMES) == want
 
 
+def test_windowed_distinct_counts_take_the_seen_times_path() -> None:
+    """Only a windowed uniqExact of one argument (what count(DISTINCT x) compiles to), in
+    event-time mode, is evaluated from the times values are seen."""
+    week = 7 * 86_400_000
+    feats = [
+        _spec("a", "uniqExact(x)", week),
+        _spec("b", "uniqExact(x)"),  # lifetime: the running form
+        _spec("c", "uniqExact(x, y)", week),  # two arguments: a tuple, NULLs differ
+        _spec("d", "uniqExactIf(x, y = 1)", week),
+        _spec("e", "uniqExact(x) + 1", week),
+        _spec("f", "uniq(x)", week),  # approximate: never rewritten
+    ]
+    assert tsql.distinct_arguments(feats, NAMES, arrival_time=False) == {"a": "x"}
+    assert tsql.distinct_arguments(feats, NAMES, arrival_time=True) == {}
+    groups = tsql.plan_groups(feats, {}, False, {"a": "x"})
+    assert [g.distinct for g in groups if "a" in {f.name for f in g.features}] == ["x"]
+
+
 def test_over_window_needs_an_aggregate() -> None:
     with pytest.raises(ValueError, match="no aggregate"):
         over_window("JSONExtractString(payload, 'x')", "w", NAMES)
