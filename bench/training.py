@@ -180,11 +180,9 @@ def duckdb_range(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.sql(q).to_arrow_table()
 
 
-def duckdb_asof(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Running aggregates + ASOF JOIN for lifetime features, window-bounded joins for
-    windowed ones: Sluicegate's strategy written for DuckDB."""
-    q = f"""
-    WITH ur AS (
+# The lifetime features (running aggregates, one history row per entity and time) and the
+# final ASOF joins, shared by the DuckDB strategies that differ in their windowed features.
+_LIFETIME_CTES = """    WITH ur AS (
         SELECT user_id, ts, ing, event_id,
             count(*) OVER w AS user_upvotes,
             -- DuckDB has no running count(DISTINCT): count first occurrences instead
@@ -216,19 +214,8 @@ def duckdb_asof(con: duckdb.DuckDBPyConnection) -> pa.Table:
                   arg_max(post_upvotes, (ing, event_id)) AS post_upvotes,
                   arg_max(post_users, (ing, event_id)) AS post_users
            FROM pr GROUP BY post_id, ts),
-    uw AS (
-        SELECT o.observation_id,
-            count(DISTINCT e.post_id) FILTER (WHERE e.ts >= o.t - 7 * {DAY_MS}) AS user_posts_7d,
-            coalesce(sum(e.weight) FILTER (WHERE e.ts >= o.t - {DAY_MS}), 0) AS user_weight_1d,
-            max(e.weight) FILTER (WHERE e.ts >= o.t - 3600000) AS user_max_weight_1h
-        FROM obs o JOIN ev e ON e.user_id = o.user_key AND e.ts < o.t
-                                AND e.ts >= o.t - 7 * {DAY_MS}
-        GROUP BY o.observation_id),
-    pw AS (
-        SELECT o.observation_id, count(*) AS post_upvotes_1d
-        FROM obs o JOIN ev e ON e.post_id = o.post_key AND e.ts < o.t AND e.ts >= o.t - {DAY_MS}
-        GROUP BY o.observation_id)
-    SELECT o.observation_id,
+"""
+_FINAL_SELECT = """    SELECT o.observation_id,
         coalesce(uh.user_upvotes, 0) AS user_upvotes, coalesce(uh.user_posts, 0) AS user_posts,
         coalesce(uw.user_posts_7d, 0) AS user_posts_7d,
         coalesce(uw.user_weight_1d, 0) AS user_weight_1d, uw.user_max_weight_1h,
@@ -241,7 +228,26 @@ def duckdb_asof(con: duckdb.DuckDBPyConnection) -> pa.Table:
     ASOF LEFT JOIN ph ON ph.post_id = o.post_key AND o.t > ph.ts
     LEFT JOIN uw ON uw.observation_id = o.observation_id
     LEFT JOIN pw ON pw.observation_id = o.observation_id
-    """
+"""
+
+
+def duckdb_asof(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Running aggregates + ASOF JOIN for lifetime features, window-bounded joins for
+    windowed ones: Sluicegate's strategy written for DuckDB."""
+    q = f"""
+{_LIFETIME_CTES}    uw AS (
+        SELECT o.observation_id,
+            count(DISTINCT e.post_id) FILTER (WHERE e.ts >= o.t - 7 * {DAY_MS}) AS user_posts_7d,
+            coalesce(sum(e.weight) FILTER (WHERE e.ts >= o.t - {DAY_MS}), 0) AS user_weight_1d,
+            max(e.weight) FILTER (WHERE e.ts >= o.t - 3600000) AS user_max_weight_1h
+        FROM obs o JOIN ev e ON e.user_id = o.user_key AND e.ts < o.t
+                                AND e.ts >= o.t - 7 * {DAY_MS}
+        GROUP BY o.observation_id),
+    pw AS (
+        SELECT o.observation_id, count(*) AS post_upvotes_1d
+        FROM obs o JOIN ev e ON e.post_id = o.post_key AND e.ts < o.t AND e.ts >= o.t - {DAY_MS}
+        GROUP BY o.observation_id)
+{_FINAL_SELECT}    """
     return con.sql(q).to_arrow_table()
 
 
@@ -250,39 +256,7 @@ def duckdb_window(con: duckdb.DuckDBPyConnection) -> pa.Table:
     window aggregates (``RANGE BETWEEN w PRECEDING AND 1 PRECEDING``, DISTINCT included)
     over events and spine rows in one stream: no join a hot entity can blow up."""
     q = f"""
-    WITH ur AS (
-        SELECT user_id, ts, ing, event_id,
-            count(*) OVER w AS user_upvotes,
-            -- DuckDB has no running count(DISTINCT): count first occurrences instead
-            sum(first_post::INT) OVER w AS user_posts,
-            sum(first_comm::INT) OVER w AS user_communities,
-            community AS user_last_community
-        FROM (SELECT *, row_number() OVER (PARTITION BY user_id, post_id
-                                           ORDER BY ts, ing, event_id) = 1 AS first_post,
-                        row_number() OVER (PARTITION BY user_id, community
-                                           ORDER BY ts, ing, event_id) = 1 AS first_comm
-              FROM ev)
-        WINDOW w AS (PARTITION BY user_id ORDER BY ts, ing, event_id
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
-    uh AS (SELECT user_id, ts,
-                  arg_max(user_upvotes, (ing, event_id)) AS user_upvotes,
-                  arg_max(user_posts, (ing, event_id)) AS user_posts,
-                  arg_max(user_communities, (ing, event_id)) AS user_communities,
-                  arg_max(user_last_community, (ing, event_id)) AS user_last_community
-           FROM ur GROUP BY user_id, ts),
-    pr AS (
-        SELECT post_id, ts, ing, event_id, count(*) OVER w AS post_upvotes,
-            sum(first_user::INT) OVER w AS post_users
-        FROM (SELECT *, row_number() OVER (PARTITION BY post_id, user_id
-                                           ORDER BY ts, ing, event_id) = 1 AS first_user
-              FROM ev)
-        WINDOW w AS (PARTITION BY post_id ORDER BY ts, ing, event_id
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
-    ph AS (SELECT post_id, ts,
-                  arg_max(post_upvotes, (ing, event_id)) AS post_upvotes,
-                  arg_max(post_users, (ing, event_id)) AS post_users
-           FROM pr GROUP BY post_id, ts),
-    uw AS (
+{_LIFETIME_CTES}    uw AS (
         SELECT observation_id,
             count(DISTINCT post_id) OVER w7d AS user_posts_7d,
             coalesce(sum(weight) OVER w1d, 0) AS user_weight_1d,
@@ -305,20 +279,7 @@ def duckdb_window(con: duckdb.DuckDBPyConnection) -> pa.Table:
         WINDOW w1d AS (PARTITION BY post_id ORDER BY ts
                        RANGE BETWEEN {DAY_MS} PRECEDING AND 1 PRECEDING)
         QUALIFY observation_id IS NOT NULL)
-    SELECT o.observation_id,
-        coalesce(uh.user_upvotes, 0) AS user_upvotes, coalesce(uh.user_posts, 0) AS user_posts,
-        coalesce(uw.user_posts_7d, 0) AS user_posts_7d,
-        coalesce(uw.user_weight_1d, 0) AS user_weight_1d, uw.user_max_weight_1h,
-        uh.user_last_community, coalesce(uh.user_communities, 0) AS user_communities,
-        coalesce(ph.post_upvotes, 0) AS post_upvotes,
-        coalesce(pw.post_upvotes_1d, 0) AS post_upvotes_1d,
-        coalesce(ph.post_users, 0) AS post_users
-    FROM obs o
-    ASOF LEFT JOIN uh ON uh.user_id = o.user_key AND o.t > uh.ts
-    ASOF LEFT JOIN ph ON ph.post_id = o.post_key AND o.t > ph.ts
-    LEFT JOIN uw ON uw.observation_id = o.observation_id
-    LEFT JOIN pw ON pw.observation_id = o.observation_id
-    """
+{_FINAL_SELECT}    """
     return con.sql(q).to_arrow_table()
 
 
