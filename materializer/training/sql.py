@@ -452,10 +452,12 @@ def _running_ctes(
     )
 
 
-def _direct_select(g: _Group, database: str, arrival_time: bool, cold: str) -> list[str]:
+def _direct_select(
+    g: _Group, database: str, arrival_time: bool, cold: str | None = None
+) -> list[str]:
     """The events in [observed_at - window, observed_at) of each spine row's entity, found
-    through window-sized time buckets, aggregated per spine row; ``cold`` restricts the
-    entities (SQL condition on ``entity``, or ``1``)."""
+    through window-sized time buckets, aggregated per spine row; ``cold``, an SQL condition
+    on ``entity``, restricts the entities."""
     w = g.window_ms
     assert w is not None
     conditions = [
@@ -487,7 +489,7 @@ def _direct_select(g: _Group, database: str, arrival_time: bool, cold: str) -> l
         f"{_bucket('occurred_at', size)} AS bucket",
         f"{_INDENT * 2}FROM {_table(database, 'events')} FINAL",
         _events_where(g, _INDENT * 2),
-        f"{_INDENT * 2}  AND {cold}",
+        *([f"{_INDENT * 2}  AND {cold}"] if cold else []),
         f"{_INDENT}) AS e",
         f"{_INDENT}INNER JOIN (",
         f"{_INDENT * 2}SELECT observation_id, {OBSERVED_AT}, {ident(g.entity_type)} AS entity,",
@@ -729,7 +731,7 @@ def _windowed_cte(
             [
                 *_group_header(g),
                 f"{g.cte} AS (",
-                *_direct_select(g, database, arrival_time, "1"),
+                *_direct_select(g, database, arrival_time),
                 ")",
             ]
         )
