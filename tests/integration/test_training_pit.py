@@ -221,8 +221,10 @@ def test_window_edges_to_the_millisecond(store: tuple[Client, str], hot_events: 
     t = T0_MS + 20 * DAY + 7 * HOUR + 12_345  # not on any bucket boundary
     week, six_h = 7 * DAY, 6 * HOUR
 
+    user = "o'hot\\"  # a quote and a backslash: entity keys reach the SQL as literals
+
     def view(i: int, at: int, item: str, price: float) -> Event:
-        payload = {"user_id": "u1", "item_id": item, "price": price, "channel": "web"}
+        payload = {"user_id": user, "item_id": item, "price": price, "channel": "web"}
         return Event(f"e{i}", "shop.view", at, at, payload)
 
     events = [
@@ -240,7 +242,7 @@ def test_window_edges_to_the_millisecond(store: tuple[Client, str], hot_events: 
     events += [view(100 + i, t - 30 * DAY + i * 1000, "old", 1.0) for i in range(300)]
     _load(client, events)
     append_observations(
-        client, "edges", [{"id": "o", "time": dt(t), "entities": {"user": "u1"}}], database=database
+        client, "edges", [{"id": "o", "time": dt(t), "entities": {"user": user}}], database=database
     )
     feats = {f.name: f for f in make_features()}
     specs = [feats["distinct_items_7d"].spec(), feats["max_price_6h"].spec()]
