@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import uuid_utils
 
@@ -89,6 +89,11 @@ def iso_to_ms(text: str) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
+
+
+@functools.lru_cache(maxsize=65536)  # a batch's events share their ingestion instant
+def _header_ms(value: bytes) -> int:
+    return iso_to_ms(value.decode())
 
 
 def frame(schema_id: int, body: bytes) -> bytes:
@@ -171,24 +176,68 @@ class Envelope:
         payload: dict[str, Any] | None,
     ) -> Envelope:
         """Rebuild an envelope from a consumed record (already-decoded payload).
-        Raises KeyError naming a missing required header, ValueError for a bad value.
-        (The materializer calls this once per record: only the headers used are decoded.)"""
-        h = {k: v for k, v in (headers or ()) if v is not None}
-        kind, op, producer = h.get(H_SOURCE_KIND), h.get(H_OP), h.get(H_PRODUCER)
+        Raises KeyError naming a missing required header, ValueError for a bad value."""
+        f = read_headers(key, headers)
         position = {
-            name: h[hdr].decode() for name, hdr in (("lsn", H_LSN), ("txid", H_TXID)) if hdr in h
+            name: text for name, text in (("lsn", f.lsn), ("txid", f.txid)) if text is not None
         }
         return cls(
-            event_id=h[H_ID].decode(),
-            subject=h[H_TYPE].decode(),
+            event_id=f.event_id,
+            subject=f.subject,
             schema_id=schema_id,
-            schema_version=int(h[H_SCHEMA_VERSION]),
-            entity_key=(key or b"").decode(),
-            occurred_at=iso_to_ms(h[H_TIME].decode()),
-            ingested_at=iso_to_ms(h[H_INGESTED_AT].decode()),
-            source=(_SOURCES.get(kind) or Source(kind.decode())) if kind else Source.HTTP,
-            producer=producer.decode() if producer is not None else "",
+            schema_version=f.schema_version,
+            entity_key=f.entity_key,
+            occurred_at=f.occurred_at,
+            ingested_at=f.ingested_at,
+            source=f.source,
+            producer=f.producer,
             payload=payload,
-            op=(_OPS.get(op) or CdcOp(op.decode())) if op else None,
+            op=f.op,
             position=position,
         )
+
+
+class RecordHeaders(NamedTuple):
+    """The envelope fields a consumed record carries in its key and headers, in the
+    order of the ``events`` table's leading columns."""
+
+    event_id: str
+    subject: str
+    entity_key: str
+    occurred_at: int
+    ingested_at: int
+    source: Source
+    producer: str
+    op: CdcOp | None
+    lsn: str | None
+    txid: str | None
+    schema_version: int
+
+
+def read_headers(key: bytes | None, headers: list[tuple[str, bytes]] | None) -> RecordHeaders:
+    """The envelope fields of a consumed record, read from its key and CloudEvents headers
+    (the materializer's hot path: once per record, only the headers used are decoded).
+    Raises KeyError naming a missing required header, ValueError for a bad value."""
+    h: dict[str, bytes | None] = dict(headers) if headers else {}
+    kind, op, producer = h.get(H_SOURCE_KIND), h.get(H_OP), h.get(H_PRODUCER)
+    lsn, txid = h.get(H_LSN), h.get(H_TXID)
+    return RecordHeaders(
+        _required(h, H_ID).decode(),
+        _required(h, H_TYPE).decode(),
+        key.decode() if key else "",
+        _header_ms(_required(h, H_TIME)),
+        _header_ms(_required(h, H_INGESTED_AT)),
+        (_SOURCES.get(kind) or Source(kind.decode())) if kind else Source.HTTP,
+        producer.decode() if producer is not None else "",
+        (_OPS.get(op) or CdcOp(op.decode())) if op else None,
+        lsn.decode() if lsn is not None else None,
+        txid.decode() if txid is not None else None,
+        int(_required(h, H_SCHEMA_VERSION)),
+    )
+
+
+def _required(headers: dict[str, bytes | None], name: str) -> bytes:
+    value = headers.get(name)
+    if value is None:
+        raise KeyError(name)
+    return value

@@ -50,10 +50,9 @@ class Poison(Exception):
     """A record that can never be loaded; the message is the dead letter's reason."""
 
 
-def _position(position: dict[str, str], name: str) -> int | None:
+def _position(text: str | None) -> int | None:
     """A CDC source position (LSN, transaction id) as a number; None for http events or a
     value that is not one."""
-    text = position.get(name)
     return int(text) if text is not None and text.isdigit() else None
 
 
@@ -150,7 +149,7 @@ class RecordDecoder:
         except Exception as exc:
             raise Poison(f"undecodable under schema id {schema_id}: {exc}") from exc
         try:
-            env = envelope.Envelope.from_record(record.key(), record.headers(), schema_id, payload)
+            env = envelope.read_headers(record.key(), record.headers())
         except KeyError as exc:
             raise Poison(f"missing CloudEvents header {exc.args[0]}") from exc
         except ValueError as exc:
@@ -174,16 +173,10 @@ class RecordDecoder:
                 raise Poison(f"migration from version {env.schema_version} failed: {exc}") from exc
             text = orjson.dumps(upcast, default=_json_default).decode()
         return (
-            env.event_id,
-            subject,
-            env.entity_key,
-            env.occurred_at,
-            env.ingested_at,
-            env.source,  # a StrEnum: written as its text
-            env.producer,
+            *env[:7],  # event_id .. producer: the events table's leading columns
             env.op or "",
-            _position(env.position, "lsn"),
-            _position(env.position, "txid"),
+            _position(env.lsn),
+            _position(env.txid),
             schema_id,
             env.schema_version,
             version,
