@@ -2,6 +2,7 @@
 rules, subject metadata and tokens, with a Confluent-compatible REST API
 (:mod:`registry.http`). See docs/registry.md."""
 
+from registry._candidate import Candidate, Violation
 from registry._registry import Registry
 from registry._types import (
     Compatibility,
@@ -13,6 +14,7 @@ from registry._types import (
 )
 
 __all__ = [
+    "Candidate",
     "Compatibility",
     "Principal",
     "RegisterResult",
@@ -20,4 +22,5 @@ __all__ = [
     "Registry",
     "SchemaType",
     "SubjectMetadata",
+    "Violation",
 ]

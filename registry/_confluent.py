@@ -9,17 +9,18 @@ from fastapi.concurrency import run_in_threadpool
 
 from registry import _requests
 from registry._body import MEDIA_TYPE, openapi_body, query_bool, read_json, respond, version_id
-from registry._deps import Reader, Reg, Writer, get_registry, id_body
+from registry._deps import Reader, Reg, Writer, get_registry, id_body, register_version
 from registry._model import compatibility_of
 from registry._registry import Registry
 from registry._schemas import schema_type_of
-from registry._types import Compatibility, RegisteredSchema
+from registry._types import Compatibility, Principal, RegisteredSchema
 from sluicegate.errors import (
     Forbidden,
     ResourceNotFound,
     SubjectConfigNotFound,
     Unprocessable,
 )
+from sluicegate.state import app_state
 
 confluent_router = APIRouter(tags=["schema registry (Confluent-compatible)"])
 
@@ -137,15 +138,7 @@ async def register(subject: str, request: Request, registry: Reg, principal: Wri
     ``ruleSet.migrationRules`` (type SLUICEGATE), or Sluicegate's ``migration`` list."""
     body = _requests.parse_register(await read_json(request))
     req = _requests.to_registration(body, subject, registry)
-    result = await run_in_threadpool(
-        registry.register,
-        subject,
-        req.schema,
-        req.schema_type,
-        principal=principal,
-        migration=req.migration,
-        metadata=req.metadata,
-    )
+    result = await register_version(request, registry, subject, req, principal)
     out: dict[str, Any] = {"id": result.id, "version": result.version}
     if result.migrated:
         out["migrated"] = True
@@ -203,7 +196,11 @@ async def delete_version(
 
 # ------------------------------------------------------------------ compatibility
 async def _test(
-    subject: str, version: int | None, request: Request, registry: Registry
+    subject: str,
+    version: int | None,
+    request: Request,
+    registry: Registry,
+    principal: Principal | None,
 ) -> Response:
     body = _requests.parse_register(await read_json(request))
     schema_type = schema_type_of(body.schemaType)
@@ -215,8 +212,24 @@ async def _test(
         version=version,
     )
     out: dict[str, Any] = {"is_compatible": not messages}
-    if messages or query_bool(request, "verbose"):
+    verbose = query_bool(request, "verbose")
+    if messages or verbose:
         out["messages"] = messages
+    changes = app_state(request).changes
+    if verbose and changes is not None and version is None and principal is not None:
+        # Sluicegate's additions: the candidate against the stored events and the features
+        # (the subject's owner team only; Confluent clients ignore the extra fields)
+        req = _requests.to_registration(body, subject, registry)
+        if subject in registry.subjects() and principal.can_manage(
+            registry.metadata(subject).owner
+        ):
+            candidate = await run_in_threadpool(
+                registry.candidate, subject, req.schema, req.schema_type, migration=req.migration
+            )
+            found = await run_in_threadpool(changes.check, candidate, principal=principal, log=True)
+            out.update(found)
+            if found["log"]["summary"]:
+                out["messages"] = [*messages, "stored events: " + found["log"]["summary"]]
     return respond(out)
 
 
@@ -225,12 +238,14 @@ async def _test(
     openapi_extra=openapi_body(_requests.RegisterBody),
 )
 async def check_compatibility_version(
-    subject: str, version: str, request: Request, registry: Reg, _: Reader
+    subject: str, version: str, request: Request, registry: Reg, principal: Reader
 ) -> Response:
     """Would this schema be compatible with the given version (``latest``: with the
-    versions the subject's level checks)? Failures list each field path and rule."""
+    versions the subject's level checks)? Failures list each field path and rule. With
+    ``verbose=true`` against ``latest``, the subject's owner team also gets the check
+    against its stored events and the features it would affect (``log``, ``impact``)."""
     number = version_id(version)
-    return await _test(subject, None if number == -1 else number, request, registry)
+    return await _test(subject, None if number == -1 else number, request, registry, principal)
 
 
 @confluent_router.post(
@@ -238,10 +253,11 @@ async def check_compatibility_version(
     openapi_extra=openapi_body(_requests.RegisterBody),
 )
 async def check_compatibility_all(
-    subject: str, request: Request, registry: Reg, _: Reader
+    subject: str, request: Request, registry: Reg, principal: Reader
 ) -> Response:
-    """Would this schema be compatible with the subject's versions, as its level says?"""
-    return await _test(subject, None, request, registry)
+    """Would this schema be compatible with the subject's versions, as its level says?
+    (``verbose=true``: as for ``.../versions/latest``.)"""
+    return await _test(subject, None, request, registry, principal)
 
 
 # ------------------------------------------------------------------ config and mode

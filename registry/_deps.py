@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from registry import _requests
+from registry._body import query_bool
 from registry._registry import Registry
-from registry._types import Principal
+from registry._types import Principal, RegisterResult
 from sluicegate.errors import Unauthorized
 from sluicegate.state import app_state
 
@@ -104,3 +106,36 @@ async def read_principal(request: Request) -> Principal | None:
 Reader = Annotated[Principal | None, Depends(read_principal)]
 Writer = Annotated[Principal, Depends(require_principal)]
 Reg = Annotated[Registry, Depends(get_registry)]
+
+
+async def register_version(
+    request: Request,
+    registry: Registry,
+    subject: str,
+    req: _requests.Registration,
+    principal: Principal,
+) -> RegisterResult:
+    """Register ``req`` under ``subject``: through the app's change checks when it runs a
+    feature store (a change that breaks live features is refused unless the subject's owner
+    sends ``force=true``), else straight into the registry."""
+    changes = app_state(request).changes
+    if changes is None:
+        return await run_in_threadpool(
+            registry.register,
+            subject,
+            req.schema,
+            req.schema_type,
+            principal=principal,
+            migration=req.migration,
+            metadata=req.metadata,
+        )
+    return await run_in_threadpool(
+        changes.register,
+        subject,
+        req.schema,
+        req.schema_type,
+        principal=principal,
+        migration=req.migration,
+        metadata=req.metadata,
+        force=query_bool(request, "force"),
+    )

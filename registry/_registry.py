@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from registry import _compat, _store
+from registry._candidate import Candidate, candidate_of
 from registry._mirror import Mirror
 from registry._model import SubjectState, VersionState, fingerprint
 from registry._policy import (
@@ -34,6 +35,8 @@ from registry._types import (
 from registry._upcast import build_steps
 from sluicegate.errors import (
     Forbidden,
+    IncompatibleSchema,
+    InvalidMigration,
     SchemaNotFound,
     SubjectNotFound,
     SubjectNotSoftDeleted,
@@ -236,6 +239,31 @@ class Registry:
         else:
             previous = [(v.version, self._m.parsed[v.schema_id]) for v in sub.live()]
         return _compat.check(parsed, previous, level)
+
+    def candidate(
+        self,
+        subject: str,
+        schema: str,
+        schema_type: SchemaType,
+        *,
+        migration: list[dict[str, Any]] | None = None,
+    ) -> Candidate:
+        """``schema`` as it would be as the next version of ``subject`` (registered or not
+        by anyone: nothing is written), with whether registering it would be accepted and
+        why (the compatibility level, the migration), to read the stored events through.
+        Raises SubjectNotFound, or InvalidSchema for a schema that does not parse."""
+        parsed = parse(schema, schema_type)
+        with self._lock:
+            sub = self._m.subject(subject)
+            level = sub.compatibility or self._m.global_level
+            previous = [(v.version, self._m.parsed[v.schema_id]) for v in sub.live()]
+            try:
+                messages, _ = judge(subject, parsed, previous, level, migration)
+                accepted = True
+            except (IncompatibleSchema, InvalidMigration) as exc:
+                messages = list(exc.details.get("messages") or [exc.message])
+                accepted = False
+            return candidate_of(sub, self._m.parsed, parsed, migration, accepted, messages)
 
     def register(
         self,

@@ -3,13 +3,16 @@ and tokens."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from registry import _requests
 from registry._body import openapi_body, query_bool, read_json, respond, version_id
-from registry._deps import Reader, Reg, Writer
+from registry._deps import Reader, Reg, Writer, register_version
 from sluicegate.errors import Forbidden
+from sluicegate.state import app_state
 
 v1_router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -67,15 +70,7 @@ async def v1_register(subject: str, request: Request, registry: Reg, principal: 
     """Register a version with an optional migration from the previous version and
     metadata; the answer says whether it was new and whether the migration was needed."""
     req = _requests.parse_v1_register(await read_json(request), subject, registry)
-    result = await run_in_threadpool(
-        registry.register,
-        subject,
-        req.schema,
-        req.schema_type,
-        principal=principal,
-        migration=req.migration,
-        metadata=req.metadata,
-    )
+    result = await register_version(request, registry, subject, req, principal)
     return respond(
         {
             "id": result.id,
@@ -86,6 +81,53 @@ async def v1_register(subject: str, request: Request, registry: Reg, principal: 
         },
         status=201 if result.created else 200,
     )
+
+
+@v1_router.post(
+    "/subjects/{subject}/check",
+    openapi_extra=openapi_body(_requests.V1RegisterBody),
+)
+async def v1_check(
+    subject: str,
+    request: Request,
+    registry: Reg,
+    principal: Reader,
+    log: bool = Query(
+        True,
+        description="Also check the candidate against the subject's stored events (owner "
+        "team or admin only).",
+    ),
+    sample: int = Query(
+        1000,
+        ge=0,
+        le=100_000,
+        description="Stored events validated in full, every rule of the schema (0: none).",
+    ),
+) -> Response:
+    """Check a candidate version (the body of a registration) before registering it:
+    whether it would be accepted, how every stored event reads as it (``log``), which
+    features read a field it removes, renames, retypes or migrates, and which ones it
+    breaks (``impact``). Nothing is registered. See docs/registry.md."""
+    req = _requests.parse_v1_register(await read_json(request), subject, registry)
+    candidate = await run_in_threadpool(
+        registry.candidate, subject, req.schema, req.schema_type, migration=req.migration
+    )
+    out: dict[str, Any] = {
+        "subject": subject,
+        "version": candidate.version,
+        "is_compatible": candidate.accepted,
+        "messages": candidate.messages,
+    }
+    changes = app_state(request).changes
+    if changes is None:
+        out["log"] = out["impact"] = None  # this process runs no store (role registry)
+    else:
+        out.update(
+            await run_in_threadpool(
+                changes.check, candidate, principal=principal, sample=sample, log=log
+            )
+        )
+    return respond(out)
 
 
 @v1_router.get("/subjects/{subject}/migrations")

@@ -23,6 +23,7 @@ from cdc import router as cdc_router
 from cdc import start_cdc
 from gateway import router as gateway_router
 from gateway import start_gateway
+from materializer.changes import ChangeChecks
 from materializer.features import FeatureStore, SubjectViews
 from materializer.features import router as features_router
 from materializer.loader import (
@@ -124,6 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
                 [connect(settings.clickhouse_url, settings.data_dir) for _ in range(2)],
                 registry,
                 functions=allowlist,
+            )
+            state.changes = ChangeChecks(
+                registry, state.features, connect(settings.clickhouse_url, settings.data_dir)
             )
             views = SubjectViews(
                 connect(settings.clickhouse_url, settings.data_dir), registry, CLICKHOUSE_DATABASE

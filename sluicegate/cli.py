@@ -12,7 +12,7 @@ from cdc.cli import cdc_app
 from materializer.features.cli import features_app
 from materializer.loader import cli as loader_cli
 from materializer.training.cli import training_set_command
-from registry.cli import tokens_app
+from registry.cli import schemas_app, tokens_app
 from sluicegate import __version__
 from sluicegate.settings import Role, Settings
 
@@ -25,6 +25,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(tokens_app)
+app.add_typer(schemas_app)
 app.add_typer(cdc_app)
 
 

@@ -19,7 +19,8 @@ Confluent-style ``error_code``, and one FastAPI handler renders every one of the
     │   └── ResourceNotFound (40400)
     ├── Conflict (409)
     │   ├── IncompatibleSchema (40901)
-    │   └── AlreadyExists (40902)
+    │   ├── AlreadyExists (40902)
+    │   └── BreaksFeatures (40903)
     ├── PayloadTooLarge (413, 41301)
     ├── TooManyRequests (429, 42901, carries retry_after)
     ├── UnsupportedMediaType (415, 41501)
@@ -126,6 +127,13 @@ class IncompatibleSchema(Conflict):
 
 class AlreadyExists(Conflict):
     error_code = 40902
+
+
+class BreaksFeatures(Conflict):
+    """A schema change that would break live features' definitions (``features`` names
+    them); the subject's owner may force it."""
+
+    error_code = 40903
 
 
 class PayloadTooLarge(SluicegateError):

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from cdc import CdcService
     from gateway import Gateway
+    from materializer.changes import ChangeChecks
     from materializer.features import FeatureStore
     from materializer.loader import Materializer, ReadOnlySql
     from registry import Registry
@@ -35,6 +36,7 @@ class AppState:
     sql: ReadOnlySql | None = None
     materializer: Materializer | None = None
     features: FeatureStore | None = None
+    changes: ChangeChecks | None = None
 
 
 def app_state(request: HTTPConnection) -> AppState:

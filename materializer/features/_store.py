@@ -31,10 +31,18 @@ from materializer.features._catalog import (
     current,
     resolve_records,
 )
+from materializer.features._fields import schema_fields
+from materializer.features._impact import (
+    FeatureImpact,
+    FieldChanges,
+    feature_impacts,
+    field_changes,
+)
 from materializer.features._jobs import Job, Jobs
 from materializer.features._online import OnlineReads
-from materializer.features._upcast import field_reader
+from materializer.features._upcast import field_reader, plan_reader
 from materializer.features.definition import CompiledFeature, FeatureDefinition
+from registry import Candidate
 from sluicegate.clickhouse import error_message
 from sluicegate.errors import (
     BadRequest,
@@ -453,6 +461,29 @@ class FeatureStore:
         `events` (see :meth:`OnlineReads.freshness_lags`)."""
         return self._online.freshness_lags(subjects)
 
+    def impact(self, candidate: Candidate) -> tuple[FieldChanges, list[FeatureImpact]]:
+        """What registering ``candidate`` would change for the features of its subject:
+        the fields it changes and every live feature version reading one or broken by it."""
+        subject = candidate.subject
+        latest = self._registry.latest(subject)
+        changes = field_changes(
+            schema_fields(str(latest.schema_type), latest.schema),
+            schema_fields(str(candidate.schema_type), candidate.schema),
+            candidate.migration or [],
+        )
+        reader = plan_reader(self._registry, subject, candidate.plan)
+        impacts = feature_impacts(self._records, subject, changes, self.compiled, candidate, reader)
+        return changes, impacts
+
+    def mark_stale(self, reasons: dict[str, str]) -> None:
+        """Mark feature versions (``name@version`` -> why) stale: a forced schema change
+        broke their definitions. The catalog shows the reason as ``stale``."""
+        with self._lock:
+            for rec in self._records:
+                if rec.ref in reasons:
+                    self._catalog.put(replace(rec, spec={**rec.spec, "_stale": reasons[rec.ref]}))
+            self._refresh()
+
     def describe_all(self, recs: Sequence[FeatureRecord]) -> list[dict[str, Any]]:
         """Catalog entries of ``recs`` (their freshness lags found in one query)."""
         lags = self.freshness_lags([r.spec["source"] for r in recs if r.status == ACTIVE])
@@ -474,6 +505,8 @@ class FeatureStore:
             "created_at_ms": rec.created_ms,
             "schema_version": rec.spec.get("_schema_version"),
         }
+        if rec.spec.get("_stale"):
+            entry["stale"] = rec.spec["_stale"]
         try:
             cf = self.compiled(rec)
             entry["reads"] = {"subjects": [cf.subject], "fields": list(cf.fields)}

@@ -27,7 +27,14 @@ from registry._readplan import Absent, Cast, Literal, OrElse, ReadPlan, Source, 
 from sluicegate.errors import InvalidDefinition
 from sluicegate.sqlgate import DIALECT
 
-__all__ = ["FieldReader", "Untranslatable", "field_reader", "field_sql", "upcast_field_sql"]
+__all__ = [
+    "FieldReader",
+    "Untranslatable",
+    "field_reader",
+    "field_sql",
+    "plan_reader",
+    "upcast_field_sql",
+]
 
 
 class Untranslatable(ValueError):
@@ -344,11 +351,34 @@ class FieldReader:
             return path
         return upcast_field_sql(path, ftype, self._plan, self._version_fields, what)
 
+    def json_type_sql(self, path: str) -> str:
+        """SQL naming the JSON type (``JSONType``: ``'Int64'``, ``'String'``, ``'Null'`` for
+        a missing value, ...) of the stored value every event reads ``path`` from: the
+        field itself, or where an older version keeps it; ``''`` for events whose value a
+        migration computes."""
+        latest = f"toString(JSONType(payload, {_keys(tuple(path.split('.')))}))"
+        branches = self._plan.of(path) if self._plan is not None else {}
+        parts = []
+        for version, source in branches.items():
+            stored = source.first if isinstance(source, OrElse) else source  # add: when absent
+            sql = (
+                f"toString(JSONType(payload, {_keys(stored.path)}))"
+                if isinstance(stored, Stored)
+                else "''"
+            )
+            parts.append(f"payload_version = {version}, {sql}")
+        return f"multiIf({', '.join(parts)}, {latest})" if parts else latest
+
 
 def field_reader(registry: Any, subject: str, version: int | None = None) -> FieldReader:
     """The reader of ``subject``'s fields as its latest version (or as ``version``), from
     the registry's read plan and the schemas of the versions it names."""
-    plan = registry.read_plan(subject, version)
+    return plan_reader(registry, subject, registry.read_plan(subject, version))
+
+
+def plan_reader(registry: Any, subject: str, plan: ReadPlan) -> FieldReader:
+    """The reader of ``subject``'s fields through ``plan`` (a registered version's, or a
+    candidate's: ``registry.Candidate.plan``)."""
     if not plan.sources:
         return FieldReader()
     version_fields = {}

@@ -8,6 +8,7 @@ import registry.http
 
 def test_public_api_is_pinned() -> None:
     assert registry.__all__ == [
+        "Candidate",
         "Compatibility",
         "Principal",
         "RegisterResult",
@@ -15,6 +16,7 @@ def test_public_api_is_pinned() -> None:
         "Registry",
         "SchemaType",
         "SubjectMetadata",
+        "Violation",
     ]
     for name in registry.__all__:
         assert getattr(registry, name).__module__.startswith("registry.")
@@ -45,6 +47,7 @@ def test_registry_methods_of_the_contract_exist() -> None:
         "metadata",
         "set_metadata",
         "test_compatibility",
+        "candidate",
         "upcast",
         "authenticate",
         "create_token",
