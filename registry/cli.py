@@ -169,11 +169,15 @@ def _report(answer: dict[str, Any]) -> str:
             )
     impact = answer.get("impact")
     if impact:
-        changed = {k: v for k, v in impact["fields"].items() if v}
-        lines.append(
-            "fields changed: "
-            + (", ".join(f"{k} {v}" for k, v in changed.items()) if changed else "none")
-        )
+        changed = []
+        for how, which in impact["fields"].items():
+            if how == "renamed":
+                changed += [f"renamed {old} -> {new}" for old, new in which.items()]
+            elif isinstance(which, dict):  # retyped: path -> "integer -> string"
+                changed += [f"{how} {k} ({v})" for k, v in which.items()]
+            else:
+                changed += [f"{how} {k}" for k in which]
+        lines.append("fields changed: " + (", ".join(changed) or "none"))
         for f in impact["features"]:
             state = f"BREAKS: {f['reason']}" if f["breaks"] else "still compiles"
             reads = ", ".join(f["reads"]) or "-"

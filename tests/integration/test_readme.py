@@ -99,6 +99,11 @@ def test_readme_examples_run_as_written(stack, tmp_path: Path) -> None:
         assert "SELECT" in out  # --print-sql
         assert (work / "churn.parquet").stat().st_size > 0
         assert "violations" in out  # the invalid event's answer
+        # the check before a change: the stored events read as it, two features break
+        assert "stored events read as version 3 of shop.order_placed" in out, out[-3000:]
+        assert "feature user_spend@1 (team ml-growth) reads amount: BREAKS" in out
+        assert "exit 1: not safe to register" in out
+        assert '"error_code":40903' in out.replace(" ", "")
         assert os.path.exists(work / "churn.report.json") or "report" in out
     finally:
         server.cli("cdc", "delete", "accounts", "--drop-slot", check=False)
