@@ -7,18 +7,18 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway._body import parse_batch, require_media
+from gateway._repair import repair_router
 from gateway._service import Gateway, Incoming, Outcome, batch_event_id
 from registry.http import require_principal
 from sluicegate.body import parse_json, read_body
 from sluicegate.errors import (
     BadRequest,
-    Forbidden,
     InvalidVersion,
     MalformedBody,
     SluicegateError,
@@ -301,21 +301,6 @@ async def post_mixed(request: Request) -> Response:
         return response
 
 
-@router.get("/v1/rejections/{subject}", tags=["gateway"], responses=_ERRORS)
-async def rejections(
-    request: Request,
-    subject: str,
-    limit: int = Query(100, ge=1, le=1000, description="Most rejections returned, newest first."),
-) -> Response:
-    """Recent rejected events of a subject with their violations (owner team or admin)."""
-    gw = _gateway(request)
-    principal = await require_principal(request)
-    target = gw.target(subject, None)
-    if not principal.can_manage(target.owner):
-        raise Forbidden(f"only the owner team of {subject!r} may read its rejections")
-    return _json({"subject": subject, "rejections": gw.rejections.recent(subject, limit)}, 200)
-
-
 @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
 async def readyz(request: Request) -> Response:
     """Readiness: Kafka answers a metadata request and acknowledged the last produce (a
@@ -355,3 +340,6 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics: the app's own registry plus the process defaults."""
     text = generate_latest(app_state(request).metrics) + generate_latest(REGISTRY)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+router.include_router(repair_router)

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError
 
 from gateway._metrics import GatewayMetrics
 from gateway._producer import KafkaSink, OutboundRecord
-from sluicegate.envelope import ms_to_iso, now_ms
+from sluicegate.envelope import ms_to_iso, new_event_id, now_ms
 from sluicegate.naming import REJECTED_TOPIC
 
 __all__ = ["Reason", "Rejections"]
@@ -55,9 +55,11 @@ class Rejections:
         event_text: str,
         producer: str,
         event_id: str | None = None,
-    ) -> None:
-        """Count, dead-letter and remember one refused event."""
+    ) -> str:
+        """Count, dead-letter and remember one refused event; returns the rejection's id."""
+        rejection_id = new_event_id()
         doc = {
+            "id": rejection_id,
             "subject": subject,
             "reason": reason.value,
             "violations": violations,
@@ -82,6 +84,7 @@ class Rejections:
         if not self._sink.send_nowait(record, self._on_delivery):
             self._metrics.dead_letter_failures.inc()
             log.warning("dead letter not queued", extra={"subject": subject})
+        return rejection_id
 
     def _on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
         if err is not None:
@@ -89,7 +92,13 @@ class Rejections:
             log.warning("dead letter not delivered", extra={"error": err.str()})
 
     def recent(self, subject: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest rejections of ``subject``, newest first."""
+        """The latest rejections of ``subject`` this process refused, newest first."""
         with self._lock:
             ring = list(self._recent.get(subject, ()))
         return ring[::-1][:limit]
+
+    def find(self, subject: str, rejection_id: str) -> dict[str, Any] | None:
+        """A rejection this process still remembers (its event text may be cut)."""
+        with self._lock:
+            ring = list(self._recent.get(subject, ()))
+        return next((r for r in ring if r.get("id") == rejection_id), None)

@@ -71,6 +71,8 @@ class Incoming:
     event_id: str | None = None
     text: str | None = None  # raw text when known (NDJSON line)
     error: SluicegateError | None = None  # failed before validation (malformed, bad item)
+    occurred_at: int | None = None  # the event time when the subject names no field for it
+    record_rejection: bool = True  # False for a replay: a refusal is only answered
 
 
 @dataclass(slots=True)
@@ -223,7 +225,7 @@ class Gateway:
 
         datum, violations = self.validators.check(schema, payload)
         reason = Reason.SCHEMA if violations else None
-        occurred_at = ingested_at
+        occurred_at = ingested_at if item.occurred_at is None else item.occurred_at
         if target.event_time:
             value = _lookup(payload, target.event_time)
             path = "$." + target.event_time
@@ -285,9 +287,10 @@ class Gateway:
     ) -> Outcome:
         text = item.text if item.text is not None else orjson.dumps(item.event).decode()
         err = _violations_error(item.subject, violations)
-        self.rejections.record(
-            item.subject, reason, err.details["violations"], text, producer, event_id
-        )
+        if item.record_rejection:
+            err.details["rejection_id"] = self.rejections.record(
+                item.subject, reason, err.details["violations"], text, producer, event_id
+            )
         return _failure(item.index, err)
 
     def record_malformed(self, subject: str, err: MalformedBody, text: str, producer: str) -> None:
@@ -334,6 +337,27 @@ class Gateway:
             outcomes.extend(await self._produce(ready))
         outcomes.sort(key=lambda o: o.index)
         return outcomes
+
+    async def replay(self, item: Incoming, producer: str) -> Outcome:
+        """Validate ``item`` again against the subject's schema (``item.version`` or the
+        latest) and produce it as ``producer`` posted it; a refusal is answered, not
+        recorded as a new rejection. ``item`` carries the original event id and time."""
+        try:
+            target = self.target(item.subject, item.version)
+        except NotFound as exc:
+            return _failure(item.index, exc)
+        prepared = self._prepare(item, target, producer, now_ms())
+        if isinstance(prepared, Outcome):
+            return prepared
+        [outcome] = await self._produce([prepared])
+        return outcome
+
+    async def produce_record(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Delivery:
+        """Produce one record exactly as given (a dead letter replayed as it was)."""
+        [delivery] = await self.sink.send([OutboundRecord(topic, key, value, list(headers))])
+        return delivery
 
     async def _produce(self, ready: list[_Prepared]) -> list[Outcome]:
         started = time.perf_counter()

@@ -30,6 +30,9 @@ from materializer.loader import (
     MAX_RESULT_ROWS,
     LoaderMetrics,
     ReadOnlySql,
+    RejectionsLoader,
+    ReplayLog,
+    group_id,
     start_materializer,
 )
 from materializer.loader import router as sql_router
@@ -90,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
         if serves_ingest:
             state.gateway = start_gateway(settings, lambda: state.registry, state.metrics)
         views: SubjectViews | None = None
+        rejections: RejectionsLoader | None = None
         if serves_store:
             state.clickhouse = connect(settings.clickhouse_url, settings.data_dir)
             apply_clickhouse_migrations(state.clickhouse)
@@ -129,6 +133,13 @@ def create_app(settings: Settings) -> FastAPI:
             state.changes = ChangeChecks(
                 registry, state.features, connect(settings.clickhouse_url, settings.data_dir)
             )
+            state.replays = ReplayLog(connect(settings.clickhouse_url, settings.data_dir), registry)
+            rejections = RejectionsLoader(
+                connect(settings.clickhouse_url, settings.data_dir),
+                settings.kafka_bootstrap,
+                group_id(state.clickhouse),
+            )
+            rejections.start()
             views = SubjectViews(
                 connect(settings.clickhouse_url, settings.data_dir), registry, CLICKHOUSE_DATABASE
             )
@@ -143,6 +154,8 @@ def create_app(settings: Settings) -> FastAPI:
                 state.cdc.stop()
             if views is not None:
                 views.stop()
+            if rejections is not None:
+                rejections.stop()
             if state.features is not None:
                 state.features.close()
             if state.materializer is not None:

@@ -20,7 +20,8 @@ Confluent-style ``error_code``, and one FastAPI handler renders every one of the
     ├── Conflict (409)
     │   ├── IncompatibleSchema (40901)
     │   ├── AlreadyExists (40902)
-    │   └── BreaksFeatures (40903)
+    │   ├── BreaksFeatures (40903)
+    │   └── AlreadyReplayed (40904)
     ├── PayloadTooLarge (413, 41301)
     ├── TooManyRequests (429, 42901, carries retry_after)
     ├── UnsupportedMediaType (415, 41501)
@@ -134,6 +135,12 @@ class BreaksFeatures(Conflict):
     them); the subject's owner may force it."""
 
     error_code = 40903
+
+
+class AlreadyReplayed(Conflict):
+    """A rejection or dead letter that was replayed before (``replayed`` says when)."""
+
+    error_code = 40904
 
 
 class PayloadTooLarge(SluicegateError):

@@ -36,12 +36,14 @@ from sluicegate.errors import BadRequest, Forbidden
 from sluicegate.naming import CLICKHOUSE_DATABASE
 
 __all__ = [
+    "ADMIN_TABLES",
     "ALLOWED_CATEGORIES",
     "DIALECT",
     "QUERY_SETTINGS",
     "SYSTEM_TABLES",
     "FunctionAllowlist",
     "SqlNotAllowed",
+    "SqlTableForbidden",
     "SqlWriteNotAllowed",
     "check_expression",
     "check_query",
@@ -128,6 +130,9 @@ _SELF_TEST = frozenset({"aggThrow"})
 QUERY_SETTINGS = frozenset({"join_use_nulls", "join_algorithm"})
 # System tables that describe the schema and nothing else.
 SYSTEM_TABLES = frozenset({"tables", "columns", "functions", "data_type_families"})
+# Tables of database sluicegate only an admin's SQL may read: `rejections` holds the
+# events every team had refused (a team reads its own with GET /v1/rejections/{subject}).
+ADMIN_TABLES = frozenset({"rejections"})
 
 _CALL_HEAD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _IDENT = r"(?:`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)"
@@ -155,6 +160,12 @@ class SqlWriteNotAllowed(Forbidden):
     """A statement that is not a read (INSERT, DDL, KILL, SET ...): caller SQL is read-only."""
 
     error_code = 40302
+
+
+class SqlTableForbidden(Forbidden):
+    """A table of :data:`ADMIN_TABLES` read by a team's SQL."""
+
+    error_code = 40303
 
 
 @dataclass(frozen=True)
@@ -261,7 +272,7 @@ def _check_functions(tree: exp.Expr, allow: FunctionAllowlist, what: str) -> Non
             raise _refuse(f"unknown function {name!r}", what)
 
 
-def _check_tables(tree: exp.Expr, what: str) -> None:
+def _check_tables(tree: exp.Expr, what: str, admin: bool) -> None:
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             name = function_name(table.this) if isinstance(table.this, exp.Func) else None
@@ -274,6 +285,12 @@ def _check_tables(tree: exp.Expr, what: str) -> None:
             raise _refuse(f"table {table.sql(DIALECT)!r} is not allowed here", what)
         db = table.db
         if db in ("", CLICKHOUSE_DATABASE):
+            if not admin and table.name in ADMIN_TABLES:
+                raise SqlTableForbidden(
+                    f"{what}: table {table.name!r} is readable by an admin only; a team reads "
+                    "its own rejections with GET /v1/rejections/{subject}",
+                    field=what,
+                )
             continue
         if db == "system" and table.name in SYSTEM_TABLES:
             continue
@@ -325,7 +342,7 @@ def _render(tree: exp.Expr) -> str:
     return tree.sql(dialect=DIALECT, comments=False)
 
 
-def _check_select(tree: exp.Expr, allow: FunctionAllowlist, what: str) -> str:
+def _check_select(tree: exp.Expr, allow: FunctionAllowlist, what: str, admin: bool) -> str:
     if not isinstance(tree, exp.Query | exp.Describe):
         kind = type(tree).__name__.upper()
         raise SqlWriteNotAllowed(
@@ -334,7 +351,7 @@ def _check_select(tree: exp.Expr, allow: FunctionAllowlist, what: str) -> str:
             field=what,
         )
     _check_clauses(tree, what)
-    _check_tables(tree, what)
+    _check_tables(tree, what, admin)
     _check_functions(tree, allow, what)
     return _render(tree)
 
@@ -361,8 +378,11 @@ def _show(text: str, what: str) -> str:
     return f"{verb} {CLICKHOUSE_DATABASE}.{table}"
 
 
-def check_query(text: str, allow: FunctionAllowlist, what: str = "query") -> str:
-    """The SQL to run for caller query ``text``, or :class:`SqlNotAllowed` naming why not."""
+def check_query(
+    text: str, allow: FunctionAllowlist, what: str = "query", *, admin: bool = False
+) -> str:
+    """The SQL to run for caller query ``text``, or :class:`SqlNotAllowed` naming why not
+    (``admin``: the caller may also read :data:`ADMIN_TABLES`)."""
     body = text.strip().rstrip(";").strip()
     if not body:
         raise _refuse("must not be empty", what)
@@ -376,11 +396,11 @@ def check_query(text: str, allow: FunctionAllowlist, what: str = "query") -> str
         if match is None:
             raise _refuse("EXPLAIN [AST|SYNTAX|PLAN|PIPELINE|ESTIMATE] <SELECT ...>", what)
         kind = " ".join((match.group("kind") or "PLAN").upper().split())
-        return f"EXPLAIN {kind} {check_query(match.group('q'), allow, what)}"
+        return f"EXPLAIN {kind} {check_query(match.group('q'), allow, what, admin=admin)}"
     trees = _parse_statements(body, what)
     if len(trees) != 1:
         raise _refuse(f"exactly one statement is allowed, got {len(trees)}", what)
-    return _check_select(trees[0], allow, what)
+    return _check_select(trees[0], allow, what, admin)
 
 
 def check_expression(tree: exp.Expr, allow: FunctionAllowlist, what: str) -> None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from gateway import Gateway
     from materializer.changes import ChangeChecks
     from materializer.features import FeatureStore
-    from materializer.loader import Materializer, ReadOnlySql
+    from materializer.loader import Materializer, ReadOnlySql, ReplayLog
     from registry import Registry
     from sluicegate.settings import Settings
 
@@ -37,6 +37,7 @@ class AppState:
     materializer: Materializer | None = None
     features: FeatureStore | None = None
     changes: ChangeChecks | None = None
+    replays: ReplayLog | None = None
 
 
 def app_state(request: HTTPConnection) -> AppState:

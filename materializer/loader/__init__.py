@@ -6,6 +6,8 @@ from materializer.loader._config import MaterializerConfig
 from materializer.loader._consumer import Materializer
 from materializer.loader._http import router
 from materializer.loader._metrics import LoaderMetrics
+from materializer.loader._rejections import RejectionsLoader
+from materializer.loader._replays import ReplayLog
 from materializer.loader._service import group_id, start_materializer, store_id
 from materializer.loader._sink import ClickHouseSink
 from materializer.loader._sql import MAX_RESULT_ROWS, ReadOnlySql, SqlResult
@@ -19,6 +21,8 @@ __all__ = [
     "Materializer",
     "MaterializerConfig",
     "ReadOnlySql",
+    "RejectionsLoader",
+    "ReplayLog",
     "SqlResult",
     "group_id",
     "router",

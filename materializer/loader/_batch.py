@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -33,6 +36,7 @@ DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "value",
     "error",
     "at",
+    "headers",
 )
 # Positions in a row: the partition key, and what identifies an event.
 _OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")
@@ -113,6 +117,7 @@ class DeadLetter:
     value: bytes
     error: str
     at_ms: int
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
     def row(self) -> tuple[Any, ...]:
         return (
@@ -123,7 +128,18 @@ class DeadLetter:
             self.value,
             self.error,
             self.at_ms,
+            encode_headers(self.headers),
         )
+
+
+def encode_headers(headers: list[tuple[str, bytes]]) -> str:
+    """Kafka headers as the ``dead_letters.headers`` text: JSON ``[[name, base64], ...]``."""
+    return orjson.dumps([[k, base64.b64encode(v or b"").decode()] for k, v in headers]).decode()
+
+
+def decode_headers(text: str) -> list[tuple[str, bytes]]:
+    """The inverse of :func:`encode_headers` (no headers for rows stored before them)."""
+    return [(str(k), base64.b64decode(v)) for k, v in orjson.loads(text)] if text else []
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,7 @@ class RecordDecoder:
             value=record.value() or b"",
             error=error,
             at_ms=now_ms,
+            headers=list(record.headers() or []),
         )
 
     def _row(self, record: Record) -> tuple[Any, ...]:

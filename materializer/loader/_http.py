@@ -21,26 +21,27 @@ class SqlRequest(BaseModel):
     query: str = Field(min_length=1, max_length=1_000_000)
 
 
-def _caller_team(request: Request) -> str:
+def _caller(request: Request) -> tuple[str, bool]:
+    """(team, whether it is an admin) of the caller."""
     state = app_state(request)
     registry = state.registry
     principal = registry.authenticate(request.headers.get("authorization"))
     if principal is None:
         if not state.settings.anonymous_read:
             raise Unauthorized("a valid token is required (Authorization: Bearer <token>)")
-        return "anonymous"
-    return str(principal.team)
+        return "anonymous", False
+    return str(principal.team), principal.admin
 
 
 @router.post("/v1/sql")
 async def sql(body: SqlRequest, request: Request) -> dict[str, Any]:
     """Run read-only SQL on the store (``readonly = 1``, ``final = 1``): one SELECT, SHOW,
     DESCRIBE or EXPLAIN over the tables of database `sluicegate` (`events`, `dead_letters`,
-    the feature tables) and `system.tables`/`columns`, with pure functions only (see
-    docs/security.md)."""
-    team = _caller_team(request)
+    the feature tables; `rejections` for an admin) and `system.tables`/`columns`, with pure
+    functions only (see docs/security.md)."""
+    team, admin = _caller(request)
     runner = app_state(request).sql
     if runner is None:
         raise StoreUnavailable("this process does not serve the store (see --role)")
-    result = await run_in_threadpool(runner.run, body.query, team)
+    result = await run_in_threadpool(lambda: runner.run(body.query, team, admin=admin))
     return result.as_dict()

@@ -9,6 +9,7 @@ import sqlglot
 from sluicegate.sqlgate import (
     FunctionAllowlist,
     SqlNotAllowed,
+    SqlTableForbidden,
     SqlWriteNotAllowed,
     check_expression,
     check_query,
@@ -155,3 +156,22 @@ def test_expressions_refuse_subqueries_and_unsafe_functions(expression: str) -> 
     tree = sqlglot.parse_one(expression, dialect="clickhouse")
     with pytest.raises(SqlNotAllowed, match=r"^aggregation: "):
         check_expression(tree, ALLOW, "aggregation")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM rejections",
+        "SELECT * FROM sluicegate.rejections",
+        "SELECT count() FROM events WHERE event_id IN (SELECT event_id FROM rejections)",
+        "SELECT e.subject FROM events AS e JOIN rejections AS r ON e.event_id = r.event_id",
+        "WITH r AS (SELECT * FROM `rejections`) SELECT * FROM r",
+        "EXPLAIN SELECT * FROM rejections",
+        "DESCRIBE TABLE rejections",
+    ],
+)
+def test_admin_tables_are_refused_to_teams(query: str) -> None:
+    with pytest.raises(SqlTableForbidden, match="readable by an admin only") as err:
+        check_query(query, ALLOW)
+    assert err.value.status == 403
+    assert check_query(query, ALLOW, admin=True)  # an admin reads it

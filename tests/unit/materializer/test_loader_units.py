@@ -109,6 +109,8 @@ def test_public_api_is_pinned() -> None:
         "Materializer",
         "MaterializerConfig",
         "ReadOnlySql",
+        "RejectionsLoader",
+        "ReplayLog",
         "SqlResult",
         "group_id",
         "router",
