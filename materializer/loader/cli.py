@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -135,12 +136,102 @@ def dead_letters(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 20,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Records that could not be loaded, newest first, with their position and reason."""
+    """Records that could not be loaded, newest first, with their id (topic:partition:offset,
+    for `events replay --dead-letter`) and reason."""
     print_result(
         run_sql(
-            "SELECT at, topic, partition, offset, error, key, "
-            "substring(value, 1, 200) AS value_head "
+            "SELECT at, concat(topic, ':', toString(partition), ':', toString(offset)) AS id, "
+            "error, key, substring(value, 1, 200) AS value_head "
             f"FROM dead_letters ORDER BY at DESC, topic, partition, offset LIMIT {limit}"
         ),
         fmt,
+    )
+
+
+def _api(method: str, path: str, token: str | None, **kwargs: Any) -> Any:
+    """Call the running server (``token``, else the admin token); exits with its error."""
+    settings = Settings()
+    headers = {"Authorization": f"Bearer {token}"} if token else auth_headers(settings)
+    try:
+        response = httpx.request(
+            method, settings.base_url + path, headers=headers, timeout=120, **kwargs
+        )
+    except httpx.HTTPError as exc:
+        typer.echo(
+            f"error: cannot reach `sluicegate serve` at {settings.base_url} ({exc})", err=True
+        )
+        raise typer.Exit(2) from exc
+    body = response.json() if response.content else {}
+    if response.status_code >= 400:
+        typer.echo(f"error {response.status_code}: {body.get('message', response.text)}", err=True)
+        for v in body.get("violations", [])[:20]:
+            typer.echo(f"  {v.get('path')}: {v.get('rule')}: {v.get('message')}", err=True)
+        raise typer.Exit(1)
+    return body
+
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option(envvar="SLUICEGATE_TOKEN", help="A team token [default: the admin token]."),
+]
+
+
+@events_app.command("rejections")
+def rejections(
+    subject: Annotated[str, typer.Argument(help="The subject whose rejections to list.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    token: TokenOption = None,
+) -> None:
+    """Events the gateway refused for SUBJECT, newest first: id, time, reason, the first
+    violation and whether it was replayed (the subject's owner team or an admin)."""
+    body = _api("GET", f"/v1/rejections/{subject}", token, params={"limit": limit})
+    for r in body["rejections"]:
+        first = r["violations"][0] if r["violations"] else {}
+        done = f"replayed {r['replayed']['at']}" if r.get("replayed") else "not replayed"
+        typer.echo(
+            f"{r['id']}  {r['received_at']}  {r['reason']}  "
+            f"{first.get('path', '$')}: {first.get('message', '')}  ({done})"
+        )
+
+
+@events_app.command("replay")
+def replay(
+    rejection: Annotated[
+        str | None, typer.Option(help="A rejection id (see `events rejections`).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="The rejection's subject.")] = None,
+    body: Annotated[
+        Path | None, typer.Option(help="A JSON file with the corrected event (rejections).")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Validate against this version (rejections).")
+    ] = None,
+    dead_letter: Annotated[
+        str | None,
+        typer.Option("--dead-letter", help="A dead letter id topic:partition:offset."),
+    ] = None,
+    token: TokenOption = None,
+) -> None:
+    """Validate a rejected event (as sent, or corrected with --body) or a dead-lettered
+    record again and produce it with its original event id and time; each at most once."""
+    if (rejection is None) == (dead_letter is None):
+        raise typer.BadParameter(
+            "give exactly one of --rejection (with --subject) or --dead-letter"
+        )
+    if dead_letter is not None:
+        answer = _api("POST", f"/v1/dead-letters/{dead_letter}/replay", token)
+    else:
+        if subject is None:
+            raise typer.BadParameter("--rejection needs --subject")
+        content = body.read_bytes() if body is not None else b""
+        answer = _api(
+            "POST",
+            f"/v1/rejections/{subject}/{rejection}/replay",
+            token,
+            params={"version": version} if version else None,
+            content=content,
+        )
+    typer.echo(
+        f"replayed as event {answer['event_id']} to {answer['topic']} "
+        f"partition {answer['partition']} offset {answer['offset']}"
     )

@@ -85,6 +85,9 @@ def test_rejections_replay_once_with_their_id_and_time(
                 r = foreign.post("/v1/sql", json={"query": "SELECT * FROM rejections"})
                 assert r.status_code == 403 and r.json()["error_code"] == 40303, r.text
 
+            listed = server.cli("events", "rejections", subject).stdout
+            assert rejection_id in listed and "not replayed" in listed
+
             # as it was sent it is still invalid: 422 with the violations, nothing marked
             r = http.post(f"/v1/rejections/{subject}/{rejection_id}/replay")
             assert r.status_code == 422, r.text
@@ -161,12 +164,15 @@ def test_dead_letters_replay_once_fixed(stack: Stack, tmp_path: Path, unique: st
             with server.client(other) as foreign:
                 assert foreign.get("/v1/dead-letters").status_code == 403
 
+            listed = server.cli("events", "dead-letters", "--format", "tsv").stdout
+            assert dead_id in listed
+
             _register(http, unknown)  # the fix
-            r = http.post(f"/v1/dead-letters/{dead_id}/replay")
-            assert r.status_code == 202, r.text
-            assert r.json()["event_id"] == env.event_id
+            done = server.cli("events", "replay", "--dead-letter", dead_id)
+            assert f"replayed as event {env.event_id} to sg.{unknown}" in done.stdout
             r = http.post(f"/v1/dead-letters/{dead_id}/replay")
             assert r.status_code == 409, r.text
+            assert r.json()["replayed"]["event_id"] == env.event_id
 
             wait_loaded(http, unknown, 1)
             [[stored_id, occurred]] = sql(
