@@ -17,8 +17,10 @@ from clickhouse_connect.driver.client import Client
 from materializer.changes._log import DEFAULT_SAMPLE, MAX_SAMPLE, LogCheck, check_log
 from materializer.features import FeatureStore
 from materializer.features._upcast import plan_reader
+from materializer.training import spines_using
 from registry import Candidate, Principal, RegisterResult, Registry, SchemaType, SubjectMetadata
 from sluicegate.errors import BreaksFeatures, Forbidden
+from sluicegate.naming import CLICKHOUSE_DATABASE
 
 __all__ = ["DEFAULT_SAMPLE", "MAX_SAMPLE", "ChangeChecks", "LogCheck"]
 
@@ -50,6 +52,9 @@ class ChangeChecks:
                 "fields": changes.as_dict(),
                 "features": [i.as_dict() for i in impacts],
                 "breaks": [i.ref for i in impacts if i.breaks],
+                "spines": spines_using(
+                    self._client, [i.ref for i in impacts], database=CLICKHOUSE_DATABASE
+                ),
             }
         }
         if log:

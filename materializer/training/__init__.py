@@ -4,6 +4,7 @@ ClickHouse from the same definitions online serving uses. See docs/training-sets
 
 from materializer.training._api import training_set
 from materializer.training._job import TrainingJob, report_from_arrow, report_path
+from materializer.training._lineage import record_run, spines_using
 from materializer.training._model import FeatureSpec, ObservationsSpine, SubjectSpine
 from materializer.training._observations import (
     Observation,
@@ -24,8 +25,10 @@ __all__ = [
     "append_observations",
     "load_spine_file",
     "read_spine_table",
+    "record_run",
     "report_from_arrow",
     "report_path",
     "spine_summary",
+    "spines_using",
     "training_set",
 ]

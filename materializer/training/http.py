@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from materializer.training._api import training_set
+from materializer.training._lineage import record_run
 from materializer.training._model import SubjectSpine
 from materializer.training._observations import (
     Observation,
@@ -176,11 +177,14 @@ class TrainingSetRequest(BaseModel):
 
 
 @router.post("/training-sets")
-async def post_training_set(body: TrainingSetRequest, request: Request, _: Reader) -> Response:
+async def post_training_set(
+    body: TrainingSetRequest, request: Request, principal: Reader
+) -> Response:
     """Extract a point-in-time training set. ``format``: ``parquet`` or ``arrow`` (Arrow IPC
     stream) return the rows, with the report in the schema metadata
     (``sluicegate.training_report``) and a summary in the ``Sluicegate-Report`` header;
-    ``report`` runs and returns only the report; ``sql`` returns the query without running."""
+    ``report`` runs and returns only the report; ``sql`` returns the query without running.
+    Each run is recorded in ``training_runs`` (the spine, the feature versions, the team)."""
     client, database = _store(request), _database(request)
     spine = body.spine.observations or SubjectSpine(
         subject=body.spine.subject or "",
@@ -202,9 +206,12 @@ async def post_training_set(body: TrainingSetRequest, request: Request, _: Reade
         )
         if body.format == "sql":
             return Response(job.to_sql(), media_type="text/plain; charset=utf-8")
+        team = principal.team if principal is not None else "anonymous"
         if body.format == "report":
+            record_run(client, job.report, team, database=database)
             return Response(job.report.to_json(), media_type="application/json")
         table = job.to_arrow()
+        record_run(client, job.report, team, database=database)
         sink = pa.BufferOutputStream()
         if body.format == "parquet":
             pq.write_table(table, sink)

@@ -172,9 +172,30 @@ def test_check_against_the_log_and_the_features(stack: Stack, tmp_path: Path, un
                     "aggregation": "count()",
                 },
             )
+            # a training set built on a spine with two of them: the spine is in the impact
+            spine = f"churn{unique}"
+            obs = [{"entities": {"user": "u1"}, "time": "2099-01-01T00:00:00Z"}]
+            r = http.post("/v1/observations", json={"spine": spine, "observations": obs})
+            assert r.status_code == 201, r.text
+            r = http.post(
+                "/v1/training-sets",
+                json={
+                    "spine": {"observations": spine},
+                    "features": [eur, notes],
+                    "format": "report",
+                },
+            )
+            assert r.status_code == 200, r.text
+
             r = http.post(f"/v1/subjects/{subject}/check?log=false", json=_body(NO_CURRENCY))
             assert r.status_code == 200, r.text
             impact = r.json()["impact"]
+            [used] = impact["spines"]
+            assert (used["spine"], used["kind"], used["features"]) == (
+                spine,
+                "observations",
+                [f"{eur}@1"],  # notes reads no changed field
+            )
             assert impact["fields"]["removed"] == ["currency"]
             assert impact["fields"]["retyped"] == {"amount": "integer -> string"}
             features = {f["name"]: f for f in impact["features"]}
