@@ -68,9 +68,11 @@ def test_public_api_is_pinned() -> None:
         "append_observations",
         "load_spine_file",
         "read_spine_table",
+        "record_run",
         "report_from_arrow",
         "report_path",
         "spine_summary",
+        "spines_using",
         "training_set",
     ]
 
