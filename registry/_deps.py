@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -119,23 +120,17 @@ async def register_version(
     feature store (a change that breaks live features is refused unless the subject's owner
     sends ``force=true``), else straight into the registry."""
     changes = app_state(request).changes
-    if changes is None:
-        return await run_in_threadpool(
-            registry.register,
-            subject,
-            req.schema,
-            req.schema_type,
-            principal=principal,
-            migration=req.migration,
-            metadata=req.metadata,
-        )
+    register = (
+        registry.register
+        if changes is None
+        else functools.partial(changes.register, force=query_bool(request, "force"))
+    )
     return await run_in_threadpool(
-        changes.register,
+        register,
         subject,
         req.schema,
         req.schema_type,
         principal=principal,
         migration=req.migration,
         metadata=req.metadata,
-        force=query_bool(request, "force"),
     )

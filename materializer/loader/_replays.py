@@ -4,7 +4,6 @@ table that records each replay so that none happens twice."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -17,7 +16,7 @@ from sluicegate.clickhouse import error_message
 from sluicegate.envelope import ms_to_iso, now_ms
 from sluicegate.errors import StoreUnavailable
 
-__all__ = ["DEAD_LETTER", "REJECTION", "DeadLetterRow", "Kind", "ReplayLog", "dead_letter_id"]
+__all__ = ["DEAD_LETTER", "REJECTION", "Kind", "ReplayLog", "dead_letter_id"]
 
 Kind = Literal["rejection", "dead_letter"]
 REJECTION: Kind = "rejection"
@@ -29,42 +28,25 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> str:
     return f"{topic}:{partition}:{offset}"
 
 
-@dataclass(frozen=True)
-class DeadLetterRow:
-    """One row of ``dead_letters``."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    error: str
-    at_ms: int
-    headers: list[tuple[str, bytes]]
-
-    @property
-    def id(self) -> str:
-        return dead_letter_id(self.topic, self.partition, self.offset)
-
-    def describe(self, replayed: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "error": self.error,
-            "at": ms_to_iso(self.at_ms),
-            "key": self.key.decode(errors="replace"),
-            "headers": {k: v.decode(errors="replace") for k, v in self.headers},
-            "replayable": bool(self.headers),
-            "replayed": replayed,
-        }
+def _describe(d: DeadLetter, replayed: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "id": dead_letter_id(d.topic, d.partition, d.offset),
+        "topic": d.topic,
+        "partition": d.partition,
+        "offset": d.offset,
+        "error": d.error,
+        "at": ms_to_iso(d.at_ms),
+        "key": d.key.decode(errors="replace"),
+        "headers": {k: v.decode(errors="replace") for k, v in d.headers},
+        "replayable": bool(d.headers),
+        "replayed": replayed,
+    }
 
 
 class _AsRecord:
     """A dead letter in the shape of a consumed Kafka record, for the decoder."""
 
-    def __init__(self, row: DeadLetterRow) -> None:
+    def __init__(self, row: DeadLetter) -> None:
         self._row = row
 
     def topic(self) -> str:
@@ -162,13 +144,14 @@ class ReplayLog:
             n=limit,
         )
         letters = [self._dead(r) for r in rows]
-        done = self.replays(DEAD_LETTER, [d.id for d in letters])
-        return [d.describe(done.get(d.id)) for d in letters]
+        ids = [dead_letter_id(d.topic, d.partition, d.offset) for d in letters]
+        done = self.replays(DEAD_LETTER, ids)
+        return [_describe(d, done.get(i)) for d, i in zip(letters, ids, strict=True)]
 
     @staticmethod
-    def _dead(row: tuple[Any, ...]) -> DeadLetterRow:
+    def _dead(row: tuple[Any, ...]) -> DeadLetter:
         topic, partition, offset, key, value, error, at, headers = row
-        return DeadLetterRow(
+        return DeadLetter(
             str(topic),
             int(partition),
             int(offset),
@@ -179,7 +162,7 @@ class ReplayLog:
             decode_headers(str(headers)),
         )
 
-    def dead_letter(self, topic: str, partition: int, offset: int) -> DeadLetterRow | None:
+    def dead_letter(self, topic: str, partition: int, offset: int) -> DeadLetter | None:
         rows = self._query(
             f"SELECT {_DEAD_FIELDS} FROM dead_letters FINAL WHERE topic = {{t:String}} "
             "AND partition = {p:UInt32} AND offset = {o:UInt64} LIMIT 1",
@@ -190,7 +173,7 @@ class ReplayLog:
         )
         return self._dead(rows[0]) if rows else None
 
-    def load_error(self, row: DeadLetterRow) -> str | None:
+    def load_error(self, row: DeadLetter) -> str | None:
         """Why the record would still be dead-lettered if it were loaded now (None: it
         would load). Raises Unavailable when the registry cannot answer."""
         dead: list[DeadLetter] = []
