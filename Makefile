@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: help install jars up down status test test-unit test-integration demo lint bench clean
+.PHONY: help install jars browser up down status test test-unit test-integration demo lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv/ and install Sluicegate with its dependencies
 
+browser: ## Install Debian's chromium and chromium-driver (the console's tests, the demo's screenshot)
+	@bash stack/browser.sh
+
 jars: ## Fetch Kafka, Connect and Debezium jars from Maven Central (cached outside the clone)
 	@bash stack/fetch-jars.sh
 
@@ -32,16 +35,16 @@ down: ## Stop exactly what `make up` started
 status: ## Show each part of the local stack
 	@bash stack/status.sh
 
-test: install ## Install everything, start the stack, run the unit and integration tiers, stop what it started
+test: install browser ## Install everything, start the stack, run the unit and integration tiers, stop what it started
 	@bash stack/with-stack.sh $(VENV)/bin/pytest -p no:cacheprovider tests
 
 test-unit: install ## Unit tier only (no processes)
 	@$(VENV)/bin/pytest -p no:cacheprovider tests/unit
 
-test-integration: install ## Integration tier against a running stack (`make up` first)
+test-integration: install browser ## Integration tier against a running stack (`make up` first)
 	@$(VENV)/bin/pytest -p no:cacheprovider tests/integration
 
-demo: install ## Set up everything and run the end-to-end demo
+demo: install browser ## Set up everything and run the end-to-end demo
 	@bash stack/with-stack.sh $(VENV)/bin/sluicegate demo
 
 lint: install ## ruff (lint and format check) and mypy

@@ -39,7 +39,7 @@ from sluicegate.state import app_state
 if TYPE_CHECKING:
     from materializer.loader import ReplayLog
 
-__all__ = ["repair_router"]
+__all__ = ["repair_router", "replay_dead_letter", "replay_rejection"]
 
 repair_router = APIRouter(tags=["gateway"])
 
@@ -126,13 +126,13 @@ def _lock(kind: str, item_id: str) -> asyncio.Lock:
     return _LOCKS.setdefault((kind, item_id), asyncio.Lock())
 
 
-def _refused(outcome: Outcome) -> Response:
+def _refused(outcome: Outcome) -> None:
     err = outcome.error
     if isinstance(err, EventRejected):
         raise EventRejected(f"still invalid: {err.message}", **err.details)
     if err is not None:
         raise err
-    return _json(outcome.body, outcome.status)
+    raise Unavailable(f"the replay was not produced: {outcome.body}")
 
 
 @repair_router.post(
@@ -141,7 +141,7 @@ def _refused(outcome: Outcome) -> Response:
     responses=_ERRORS,
     openapi_extra={"requestBody": _CORRECTED},
 )
-async def replay_rejection(
+async def post_replay_rejection(
     request: Request,
     subject: str,
     rejection_id: str,
@@ -152,9 +152,24 @@ async def replay_rejection(
     admin). Each rejection is replayed at most once (409 after)."""
     principal = await require_principal(request)
     gw, replays = _services(request)
+    body = await read_body(request, app_state(request).settings.max_body_bytes)
+    answer = await replay_rejection(gw, replays, principal, subject, rejection_id, body, version)
+    return _json(answer, 202)
+
+
+async def replay_rejection(
+    gw: Gateway,
+    replays: ReplayLog,
+    principal: Principal,
+    subject: str,
+    rejection_id: str,
+    body: bytes = b"",
+    version: int | None = None,
+) -> dict[str, Any]:
+    """Replay one rejection (``body``: the corrected event, or empty for the event as it
+    was sent); the answer of ``POST /v1/rejections/{subject}/{id}/replay``."""
     gw.target(subject, version)
     _require_owner(principal, gw, subject, "replay its rejections")
-    body = await read_body(request, app_state(request).settings.max_body_bytes)
     async with _lock("rejection", rejection_id):
         done = await run_in_threadpool(replays.replayed, "rejection", rejection_id)
         if done is not None:
@@ -176,7 +191,7 @@ async def replay_rejection(
         )
         outcome = await gw.replay(item, producer=rejection.get("producer") or principal.team)
         if outcome.status != 202:
-            return _refused(outcome)
+            _refused(outcome)
         mark = await run_in_threadpool(
             lambda: replays.mark(
                 "rejection",
@@ -189,7 +204,7 @@ async def replay_rejection(
                 offset=outcome.body["offset"],
             )
         )
-    return _json({**outcome.body, "rejection_id": rejection_id, "replayed": mark}, 202)
+    return {**outcome.body, "rejection_id": rejection_id, "replayed": mark}
 
 
 def _original(rejection: dict[str, Any]) -> Any:
@@ -239,12 +254,19 @@ async def dead_letters(
 
 
 @repair_router.post("/v1/dead-letters/{dead_letter_id}/replay", status_code=202, responses=_ERRORS)
-async def replay_dead_letter(request: Request, dead_letter_id: str) -> Response:
+async def post_replay_dead_letter(request: Request, dead_letter_id: str) -> Response:
     """Produce a dead-lettered record again, exactly as it was (key, value, headers: its
     event id and time), once the schema or migration that refused it was fixed; refused
     (422, nothing produced) while it still cannot be loaded. At most once (409 after)."""
     principal = await require_principal(request)
     gw, replays = _services(request)
+    return _json(await replay_dead_letter(gw, replays, principal, dead_letter_id), 202)
+
+
+async def replay_dead_letter(
+    gw: Gateway, replays: ReplayLog, principal: Principal, dead_letter_id: str
+) -> dict[str, Any]:
+    """Replay one dead letter; the answer of ``POST /v1/dead-letters/{id}/replay``."""
     topic, partition, offset = _dead_letter_place(dead_letter_id)
     try:
         subject = subject_for_topic(topic)
@@ -291,14 +313,11 @@ async def replay_dead_letter(request: Request, dead_letter_id: str) -> Response:
                 offset=delivery.offset,
             )
         )
-    return _json(
-        {
-            "dead_letter_id": dead_letter_id,
-            "event_id": event_id,
-            "topic": topic,
-            "partition": delivery.partition,
-            "offset": delivery.offset,
-            "replayed": mark,
-        },
-        202,
-    )
+    return {
+        "dead_letter_id": dead_letter_id,
+        "event_id": event_id,
+        "topic": topic,
+        "partition": delivery.partition,
+        "offset": delivery.offset,
+        "replayed": mark,
+    }

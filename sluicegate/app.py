@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cdc import router as cdc_router
 from cdc import start_cdc
+from console import router as console_router
 from gateway import router as gateway_router
 from gateway import start_gateway
 from materializer.changes import ChangeChecks
@@ -214,6 +215,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(training_router)
     for router in registry_http.routers:
         app.include_router(router)
+    app.include_router(console_router)
     # deserializers' schema-by-id lookups answered before routing (see registry/http.py)
     app.add_middleware(registry_http.SchemaLookupFastPath)
     # outermost: no body beyond the limit is read, parsed or authenticated

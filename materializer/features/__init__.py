@@ -4,7 +4,7 @@ One definition (YAML) serves both online reads and training sets: both are compi
 :meth:`FeatureDefinition.compiled`, so they cannot drift.
 """
 
-from materializer.features._catalog import load_definitions
+from materializer.features._catalog import FeatureRecord, load_definitions
 from materializer.features._expr import AggregateCall
 from materializer.features._store import FeatureStore
 from materializer.features._views import SubjectViews, view_name
@@ -25,6 +25,7 @@ __all__ = [
     "Entity",
     "FeatureDefinition",
     "FeatureKind",
+    "FeatureRecord",
     "FeatureStore",
     "FunctionAllowlist",
     "SubjectViews",

@@ -74,6 +74,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"{training['rows']:,} rows x {len(training['columns'])} columns -> {training['path']}",
         ),
         ("chart", summary["chart"]),
+        (
+            "console",
+            f"{summary['console']['url']} (screenshots: "
+            f"{', '.join(summary['console']['screenshots'].values()) or 'none'})",
+        ),
         ("wall time", f"{summary['wall_time_s']} s"),
     ]
     print("\nSummary")

@@ -344,6 +344,7 @@ def _story(
         f"WHERE subject = '{UPVOTED}'",
     )[0]
     dead = int(sql(server, "SELECT count() FROM dead_letters")[0][0])
+    console = _console(server, out)
     summary = {
         "events_accepted": tally.accepted,
         "events_rejected": tally.rejected,
@@ -363,6 +364,7 @@ def _story(
         "online": online,
         "training_set": training,
         "renamed_community": changes.renamed,
+        "console": console,
         "wall_time_s": round(time.monotonic() - began, 1),
     }
     from sluicegate.demo.report import chart, print_summary
@@ -371,6 +373,38 @@ def _story(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
     return summary
+
+
+def _console(server: ServeProcess, out: Path) -> dict[str, Any]:
+    """The console's URL, and screenshots of its pages in headless Chromium (when it is
+    installed: `make browser`)."""
+    url = f"{server.url}/ui"
+    say("console", f"{url} (sign in with the admin token in {server.data_dir / 'admin.token'})")
+    pages = {
+        "subjects": "/ui/subjects?q=reddit",
+        "subject": f"/ui/subjects/{UPVOTED}",
+        "feature": "/ui/features/user_upvoted_posts",
+        "lineage": "/ui/lineage?q=reddit",
+    }
+    shots: dict[str, str] = {}
+    try:
+        from console.browser import headless_chromium, sign_in
+
+        driver = headless_chromium()
+    except Exception as exc:  # no browser here: the URL is still printed
+        say("console", f"no screenshot ({type(exc).__name__}: {exc}); `make browser` installs one")
+        return {"url": url, "screenshots": shots}
+    try:
+        sign_in(driver, server.url, server.admin_token)
+        for name, path in pages.items():
+            driver.get(server.url + path)
+            target = out / f"console_{name}.png"
+            driver.save_screenshot(str(target))
+            shots[name] = str(target)
+        say("console", f"screenshots: {', '.join(shots.values())}")
+    finally:
+        driver.quit()
+    return {"url": url, "screenshots": shots}
 
 
 def _apply_features(server: ServeProcess, output: dict[str, str]) -> None:

@@ -82,4 +82,8 @@ def test_short_demo_numbers_match_clickhouse(stack, tmp_path: Path) -> None:
     report = json.loads(Path(summary["training_set"]["report"]).read_text())
     assert json.dumps(report).count("passed") >= 1
     assert Path(summary["chart"]).stat().st_size > 10_000
+    assert summary["console"]["url"].endswith("/ui")
+    shots = summary["console"]["screenshots"]
+    assert set(shots) == {"subjects", "subject", "feature", "lineage"}
+    assert all(Path(p).stat().st_size > 10_000 for p in shots.values())
     assert summary["online"]["features"]["user_upvoted_posts"] >= 1

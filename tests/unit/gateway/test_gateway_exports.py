@@ -19,6 +19,8 @@ def test_public_api_is_pinned() -> None:
         "Violation",
         "batch_event_id",
         "producer_config",
+        "replay_dead_letter",
+        "replay_rejection",
         "router",
         "start_gateway",
     ]
