@@ -112,7 +112,7 @@ def lineage_graph(nodes: Sequence[Node], width: int = 960) -> Markup:
         y = 30 + counts[node.column] * (box_h + gap)
         counts[node.column] += 1
         place[node.key] = (x, y)
-        text = escape(node.label if len(node.label) <= 34 else node.label[:33] + "…")
+        text = escape(node.label if len(node.label) <= 30 else node.label[:29] + "…")
         box = (
             f'<g class="node col{node.column}" data-key="{escape(node.key)}">'
             f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5"/>'
