@@ -67,6 +67,19 @@ def test_a_thousand_subjects_keep_accepting_and_loading(
                 time.sleep(1)
             ready = http.get("/readyz")
             assert ready.status_code == 200, ready.text
+            # the console pages and searches them: 50 a page, one found by name
+            started = time.monotonic()
+            page = http.get("/ui/subjects", params={"q": prefix, "page": 7})
+            took = time.monotonic() - started
+            assert page.status_code == 200, page.text[:500]
+            assert "page 7 of 20 (1000 in all)" in page.text
+            assert page.text.count(f"/ui/subjects/{prefix}.s") == 50
+            assert f"{prefix}.s0300" in page.text and f"{prefix}.s0350" not in page.text
+            found = http.get("/ui/subjects", params={"q": f"{prefix}.s0999"})
+            assert found.text.count(f"/ui/subjects/{prefix}.s") == 1
+            lineage = http.get("/ui/lineage", params={"q": prefix})
+            assert lineage.status_code == 200 and "page 1 of 20" in lineage.text
+            print(f"console: a page of 50 of {SUBJECTS} subjects in {took * 1000:.0f} ms")
         topics = admin.list_topics(timeout=30).topics
         ours = [t for t in topics if t.startswith(f"sg.{prefix}.")]
         assert len(ours) == SUBJECTS
