@@ -179,7 +179,8 @@ async def replay_rejection(
         ) or gw.rejections.find(subject, rejection_id)
         if rejection is None:
             raise ResourceNotFound(f"no rejection {rejection_id!r} of subject {subject!r}")
-        event = parse_json(body) if body.strip() else _original(rejection)
+        corrected = bool(body.strip())
+        event = parse_json(body) if corrected else _original(rejection)
         item = Incoming(
             0,
             subject,
@@ -189,7 +190,10 @@ async def replay_rejection(
             occurred_at=iso_to_ms(rejection["received_at"]),
             record_rejection=False,
         )
-        outcome = await gw.replay(item, producer=rejection.get("producer") or principal.team)
+        # as sent, the event is still the original producer's; corrected, it is the
+        # replaying team's (a team never produces in another team's name)
+        producer = principal.team if corrected else rejection.get("producer") or principal.team
+        outcome = await gw.replay(item, producer=producer)
         if outcome.status != 202:
             _refused(outcome)
         mark = await run_in_threadpool(

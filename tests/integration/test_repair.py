@@ -59,13 +59,16 @@ def test_rejections_replay_once_with_their_id_and_time(
     try:
         with server.client() as http:
             _register(http, subject)
-            r = http.post(f"/v1/events/{subject}", json={"user_id": "u1", "amount": "ten"})
+            checkout = create_token(http, "checkout", subjects=subject)  # a producing team
+            with server.client(checkout) as producer:
+                r = producer.post(f"/v1/events/{subject}", json={"user_id": "u1", "amount": "ten"})
             assert r.status_code == 422, r.text
             rejection_id = r.json()["rejection_id"]
 
             listed = http.get(f"/v1/rejections/{subject}").json()["rejections"]
             [rejection] = [x for x in listed if x["id"] == rejection_id]
             assert rejection["replayed"] is None and rejection["violations"]
+            assert rejection["producer"] == "checkout"
             # queryable in ClickHouse beside dead_letters (an admin's SQL)
             _until(
                 "the rejection in ClickHouse",
@@ -110,12 +113,14 @@ def test_rejections_replay_once_with_their_id_and_time(
             assert r.status_code == 409 and r.json()["error_code"] == 40904, r.text
 
             wait_loaded(http, subject, 1)
-            [[stored_id, occurred, amount]] = sql(
+            [[stored_id, occurred, amount, producer_team]] = sql(
                 http,
                 "SELECT event_id, toUnixTimestamp64Milli(occurred_at), "
-                f"JSONExtractInt(payload, 'amount') FROM events WHERE subject = '{subject}'",
+                f"JSONExtractInt(payload, 'amount'), producer FROM events "
+                f"WHERE subject = '{subject}'",
             )
             assert stored_id == event_id and amount == 10
+            assert producer_team == "admin"  # corrected by admin: not in checkout's name
             assert occurred == iso_to_ms(rejection["received_at"])  # its original time
             listed = http.get(f"/v1/rejections/{subject}").json()["rejections"]
             [rejection] = [x for x in listed if x["id"] == rejection_id]
