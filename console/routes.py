@@ -24,7 +24,7 @@ from markupsafe import Markup
 from starlette.exceptions import HTTPException
 
 from console import _charts, _data
-from gateway import replay_dead_letter, replay_rejection
+from gateway import merged_rejections, replay_dead_letter, replay_rejection
 from materializer.training import spines_using
 from registry import Principal
 from sluicegate.errors import BadRequest, NotFound, SluicegateError
@@ -410,9 +410,7 @@ async def rejections(
             return context
         ring = state.gateway.rejections.recent(subject, 100) if state.gateway else []
         stored = state.replays.rejections(subject, 100) if state.replays else []
-        seen = {r["id"] for r in stored}
-        rows = [{**r, "replayed": None} for r in ring if r.get("id") not in seen] + stored
-        context["rejections"] = sorted(rows, key=lambda r: r["received_at"], reverse=True)
+        context["rejections"] = merged_rejections(ring, stored, 100)
         if state.replays is not None:
             context["dead_letters"] = state.replays.dead_letters(f"sg.{subject}", 100)
         return context

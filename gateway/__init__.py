@@ -9,7 +9,7 @@ from gateway._app import start_gateway
 from gateway._http import router
 from gateway._producer import Delivery, KafkaSink, OutboundRecord, producer_config
 from gateway._rejections import Reason
-from gateway._repair import replay_dead_letter, replay_rejection
+from gateway._repair import merged_rejections, replay_dead_letter, replay_rejection
 from gateway._service import Gateway, Incoming, Outcome, batch_event_id
 from gateway._validation import Validators
 from gateway._violation import Violation
@@ -27,6 +27,7 @@ __all__ = [
     "Validators",
     "Violation",
     "batch_event_id",
+    "merged_rejections",
     "producer_config",
     "replay_dead_letter",
     "replay_rejection",

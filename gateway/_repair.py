@@ -39,7 +39,7 @@ from sluicegate.state import app_state
 if TYPE_CHECKING:
     from materializer.loader import ReplayLog
 
-__all__ = ["repair_router", "replay_dead_letter", "replay_rejection"]
+__all__ = ["merged_rejections", "repair_router", "replay_dead_letter", "replay_rejection"]
 
 repair_router = APIRouter(tags=["gateway"])
 
@@ -83,7 +83,9 @@ def _require_owner(principal: Principal, gw: Gateway, subject: str, doing: str) 
         raise Forbidden(f"only the owner team of {subject!r} (or an admin) may {doing}")
 
 
-def _merged(ring: list[dict[str, Any]], stored: list[dict[str, Any]], limit: int) -> list[Any]:
+def merged_rejections(
+    ring: list[dict[str, Any]], stored: list[dict[str, Any]], limit: int
+) -> list[Any]:
     """This process's recent rejections and the store's, once each, newest first."""
     seen = {r["id"] for r in stored}
     fresh = [{**r, "replayed": None} for r in ring if r.get("id") not in seen]
@@ -112,7 +114,7 @@ async def rejections(
         if state.replays is not None
         else []
     )
-    return _json({"subject": subject, "rejections": _merged(ring, stored, limit)}, 200)
+    return _json({"subject": subject, "rejections": merged_rejections(ring, stored, limit)}, 200)
 
 
 # One replay of an item at a time in this process, from its check to its mark.

@@ -18,6 +18,7 @@ def test_public_api_is_pinned() -> None:
         "Validators",
         "Violation",
         "batch_event_id",
+        "merged_rejections",
         "producer_config",
         "replay_dead_letter",
         "replay_rejection",
