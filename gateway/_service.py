@@ -23,7 +23,7 @@ from gateway._validation import Validators
 from gateway._violation import Violation
 from registry import Principal, RegisteredSchema, Registry
 from sluicegate.envelope import (
-    Envelope,
+    SharedHeaders,
     Source,
     entity_key_of,
     frame,
@@ -199,8 +199,11 @@ class Gateway:
 
     # -- the pipeline ------------------------------------------------------------------
     def _prepare(
-        self, item: Incoming, target: _Target, producer: str, ingested_at: int
+        self, item: Incoming, target: _Target, shared: SharedHeaders
     ) -> _Prepared | Outcome:
+        """Validate one event and build its record; ``shared`` holds the headers of the
+        request's events of this subject and version (and who produces them, and when)."""
+        producer = shared.producer
         payload = item.event
         schema = target.schema
         if not isinstance(payload, dict):
@@ -225,7 +228,7 @@ class Gateway:
 
         datum, violations = self.validators.check(schema, payload)
         reason = Reason.SCHEMA if violations else None
-        occurred_at = ingested_at if item.occurred_at is None else item.occurred_at
+        occurred_at = shared.ingested_at if item.occurred_at is None else item.occurred_at
         if target.event_time:
             value = _lookup(payload, target.event_time)
             path = "$." + target.event_time
@@ -262,20 +265,13 @@ class Gateway:
         except Exception as exc:  # the encoder's refusal is the event's fault, not ours
             bad = [Violation("$", "encoding", f"cannot encode for schema {schema.id}: {exc}")]
             return self._reject(item, bad, Reason.SCHEMA, producer, event_id)
-        env = Envelope(
-            event_id=event_id,
-            subject=item.subject,
-            schema_id=schema.id,
-            schema_version=schema.version,
-            entity_key=key,
-            occurred_at=occurred_at,
-            ingested_at=ingested_at,
-            source=Source.HTTP,
-            producer=producer,
-            payload=payload,
-        )
-        record = OutboundRecord(target.topic, key.encode(), frame(schema.id, body), env.headers())
+        headers = shared.headers(event_id, occurred_at)
+        record = OutboundRecord(target.topic, key.encode(), frame(schema.id, body), headers)
         return _Prepared(item.index, item.subject, target, event_id, record)
+
+    @staticmethod
+    def _shared(subject: str, target: _Target, producer: str, ingested_at: int) -> SharedHeaders:
+        return SharedHeaders(subject, target.schema.version, Source.HTTP, producer, ingested_at)
 
     def _reject(
         self,
@@ -307,7 +303,7 @@ class Gateway:
         (every violation of every item, for invalid events) is raised instead."""
         producer = principal.team
         ingested_at = now_ms()
-        targets: dict[tuple[str, int | None], _Target | SluicegateError] = {}
+        targets: dict[tuple[str, int | None], tuple[_Target, SharedHeaders] | SluicegateError] = {}
         outcomes: list[Outcome] = []
         ready: list[_Prepared] = []
         for item in items:
@@ -315,18 +311,19 @@ class Gateway:
                 outcomes.append(_failure(item.index, item.error))
                 continue
             ref = (item.subject, item.version)
-            target = targets.get(ref)
-            if target is None:
+            found = targets.get(ref)
+            if found is None:
                 try:
                     target = self.target(item.subject, item.version)
                     self.authorize(principal, item.subject, target)
+                    found = (target, self._shared(item.subject, target, producer, ingested_at))
                 except (NotFound, Forbidden) as exc:
-                    target = exc
-                targets[ref] = target
-            if isinstance(target, SluicegateError):
-                outcomes.append(_failure(item.index, target))
+                    found = exc
+                targets[ref] = found
+            if isinstance(found, SluicegateError):
+                outcomes.append(_failure(item.index, found))
                 continue
-            prepared = self._prepare(item, target, producer, ingested_at)
+            prepared = self._prepare(item, *found)
             if isinstance(prepared, Outcome):
                 outcomes.append(prepared)
             else:
@@ -346,7 +343,9 @@ class Gateway:
             target = self.target(item.subject, item.version)
         except NotFound as exc:
             return _failure(item.index, exc)
-        prepared = self._prepare(item, target, producer, now_ms())
+        prepared = self._prepare(
+            item, target, self._shared(item.subject, target, producer, now_ms())
+        )
         if isinstance(prepared, Outcome):
             return prepared
         [outcome] = await self._produce([prepared])

@@ -128,6 +128,44 @@ def entity_key_of(payload: dict[str, Any], fields: list[str]) -> str:
     return "|".join(parts)
 
 
+class SharedHeaders:
+    """The headers the events of one request share (subject, schema version, source,
+    producer, ingestion instant), encoded once; :meth:`headers` adds the event's own id and
+    time. The gateway builds one per request instead of one envelope object per event."""
+
+    __slots__ = ("_head", "_tail", "ingested_at", "producer")
+
+    def __init__(
+        self, subject: str, schema_version: int, source: Source, producer: str, ingested_at: int
+    ) -> None:
+        kind = source.value
+        self.producer = producer
+        self.ingested_at = ingested_at
+        self._head = (
+            (H_SPECVERSION, b"1.0"),
+            (H_TYPE, subject.encode()),
+            (H_SOURCE, f"/sluicegate/{kind}/{producer}".encode()),
+        )
+        self._tail = (
+            (H_INGESTED_AT, ms_to_iso(ingested_at).encode()),
+            (H_PRODUCER, producer.encode()),
+            (H_SCHEMA_VERSION, str(schema_version).encode()),
+            (H_SOURCE_KIND, kind.encode()),
+        )
+
+    def headers(self, event_id: str, occurred_at: int) -> list[tuple[str, bytes]]:
+        """One event's headers, in the order :meth:`Envelope.headers` gives them."""
+        spec, kind, source = self._head
+        return [
+            spec,
+            (H_ID, event_id.encode()),
+            kind,
+            source,
+            (H_TIME, ms_to_iso(occurred_at).encode()),
+            *self._tail,
+        ]
+
+
 @dataclass(slots=True)
 class Envelope:
     """One governed event. Times are UTC epoch milliseconds."""
@@ -147,18 +185,9 @@ class Envelope:
 
     def headers(self) -> list[tuple[str, bytes]]:
         """The CloudEvents (binary mode) headers of this envelope."""
-        kind = self.source.value
-        out = [
-            (H_SPECVERSION, b"1.0"),
-            (H_ID, self.event_id.encode()),
-            (H_TYPE, self.subject.encode()),
-            (H_SOURCE, f"/sluicegate/{kind}/{self.producer}".encode()),
-            (H_TIME, ms_to_iso(self.occurred_at).encode()),
-            (H_INGESTED_AT, ms_to_iso(self.ingested_at).encode()),
-            (H_PRODUCER, self.producer.encode()),
-            (H_SCHEMA_VERSION, str(self.schema_version).encode()),
-            (H_SOURCE_KIND, kind.encode()),
-        ]
+        out = SharedHeaders(
+            self.subject, self.schema_version, self.source, self.producer, self.ingested_at
+        ).headers(self.event_id, self.occurred_at)
         if self.op is not None:
             out.append((H_OP, self.op.value.encode()))
         if "lsn" in self.position:

@@ -5,6 +5,7 @@ import pytest
 from sluicegate.envelope import (
     CdcOp,
     Envelope,
+    SharedHeaders,
     Source,
     entity_key_of,
     frame,
@@ -70,3 +71,28 @@ def test_envelope_headers_round_trip() -> None:
     assert dict(headers)["ce_time"] == b"2023-11-14T22:13:20.123Z"
     back = Envelope.from_record(b"42", headers, 7, {"id": 42})
     assert back == env
+
+
+def test_shared_headers_give_each_event_the_headers_of_its_envelope() -> None:
+    shared = SharedHeaders("orders.placed", 3, Source.HTTP, "checkout", 1_700_000_000_456)
+    for event_id, occurred_at in [("a-1", 1_700_000_000_123), ("b-2", 1_600_000_000_000)]:
+        env = Envelope(
+            event_id=event_id,
+            subject="orders.placed",
+            schema_id=11,
+            schema_version=3,
+            entity_key="k",
+            occurred_at=occurred_at,
+            ingested_at=1_700_000_000_456,
+            source=Source.HTTP,
+            producer="checkout",
+            payload={},
+        )
+        headers = shared.headers(event_id, occurred_at)
+        assert headers == env.headers()
+        back = Envelope.from_record(b"k", headers, 11, {})
+        assert (back.event_id, back.occurred_at, back.producer) == (
+            event_id,
+            occurred_at,
+            "checkout",
+        )
