@@ -173,7 +173,7 @@ def feature_sample(
     if not keys:
         return [], "no events yet"
     try:
-        values, labels = store.read(cf.entity_type, keys, [rec.ref])
+        values, labels, _ = store.read(cf.entity_type, keys, [rec.ref])
     except SluicegateError as exc:
         return [], exc.message
     label = next(iter(labels))

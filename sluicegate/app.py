@@ -149,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
                 [connect(settings.clickhouse_url, settings.data_dir) for _ in range(2)],
                 registry,
                 functions=allowlist,
+                metrics=state.metrics,
             )
             state.changes = ChangeChecks(
                 registry, state.features, connect(settings.clickhouse_url, settings.data_dir)

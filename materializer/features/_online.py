@@ -1,24 +1,32 @@
 """Online reads of the feature tables: an entity type's features for a batch of keys in
 one query (:func:`materializer.features.sql.online_query`), and how fresh they are. Reads
-use a pool of their own clients, so a backfill on the store's client never holds one up."""
+use a pool of their own clients, so a backfill on the store's client never holds one up.
+
+Reads "as of now" of the same features of one entity type coalesce: while a query of
+theirs runs (or every reader client is busy), the requests that arrive join one batch,
+read by a single query (one planning of the SQL, which is most of a read's cost) as soon
+as the query ahead ends, as of that moment. A request alone runs at once."""
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from prometheus_client import CollectorRegistry, Counter
 
 from materializer.features import sql
 from materializer.features.definition import CompiledFeature
 from sluicegate.clickhouse import error_message
 from sluicegate.errors import StoreUnavailable
 
-__all__ = ["OnlineReads"]
+__all__ = ["OnlineReads", "OnlineValues"]
 
 # point reads: one thread each (no pipeline fan-out), JSON numbers unquoted
 _READ_SETTINGS = {
@@ -26,15 +34,53 @@ _READ_SETTINGS = {
     "output_format_json_quote_denormals": 0,
     "max_threads": 1,
 }
+# the most keys one coalesced query reads (the batch API's own limit)
+MAX_COALESCED_KEYS = 1000
+
+Features = Sequence[tuple[str, CompiledFeature, sql.Objects]]
+
+
+class OnlineValues(NamedTuple):
+    """``{key: {label: value}}`` as of ``as_of_ms``."""
+
+    values: dict[str, dict[str, Any]]
+    as_of_ms: int
+
+
+class _Batch:
+    """Requests waiting for one query: their keys, then its outcome."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, None] = {}
+        self.done = threading.Event()
+        self.result: OnlineValues | None = None
+        self.error: BaseException | None = None
 
 
 class OnlineReads:
     """Reads of feature values and freshness on a pool of reader clients."""
 
-    def __init__(self, readers: Sequence[Client]) -> None:
+    def __init__(self, readers: Sequence[Client], metrics: CollectorRegistry | None = None) -> None:
+        """``metrics``: where the read counters are registered (a private one by default)."""
+        metrics = metrics if metrics is not None else CollectorRegistry()
+        self._requests = Counter(
+            "sluicegate_feature_reads",
+            "Online feature reads (requests).",
+            registry=metrics,
+        )
+        self._queries = Counter(
+            "sluicegate_feature_read_queries",
+            "ClickHouse queries answering online reads (below the reads: reads coalesced).",
+            registry=metrics,
+        )
         self._readers: queue.Queue[Client] = queue.Queue()
         for r in readers:
             self._readers.put(r)
+        self._lock = threading.Lock()
+        # per request shape (entity type and features): the batch being formed, and the
+        # one being read
+        self._open: dict[Hashable, _Batch] = {}
+        self._running: dict[Hashable, _Batch] = {}
 
     @contextmanager
     def _reader(self) -> Iterator[Client]:
@@ -45,26 +91,78 @@ class OnlineReads:
             self._readers.put(client)
 
     def values(
-        self,
-        entity_type: str,
-        keys: Sequence[str],
-        features: Sequence[tuple[str, CompiledFeature, sql.Objects]],
-        now_ms: int,
-    ) -> dict[str, dict[str, Any]]:
-        """``{key: {label: value}}`` of ``features`` (label, compiled form, objects) as of
-        ``now_ms``; an entity without events gets the defaults (0 for counts, else null)."""
-        out: dict[str, dict[str, Any]] = {
-            k: {label: (0 if cf.default_sql == "0" else None) for label, cf, _ in features}
-            for k in keys
-        }
+        self, entity_type: str, keys: Sequence[str], features: Features, now_ms: int | None = None
+    ) -> OnlineValues:
+        """``features`` (label, compiled form, objects) of ``keys`` as of ``now_ms``, or as
+        of now (coalesced with concurrent reads of the same features); an entity without
+        events gets the defaults (0 for counts, else null)."""
+        self._requests.inc()
         if not features or not keys:
-            return out
+            at = now_ms if now_ms is not None else int(time.time() * 1000)
+            return OnlineValues(_defaults(keys, features), at)
+        if now_ms is not None:
+            with self._reader() as reader:
+                return self._query(reader, entity_type, keys, features, now_ms)
+        shape = (entity_type, tuple((label, objs) for label, _, objs in features))
+        with self._lock:
+            batch = self._open.get(shape)
+            leader = batch is None or len(batch.keys) + len(keys) > MAX_COALESCED_KEYS
+            if leader:
+                batch = self._open[shape] = _Batch()
+                ahead = self._running.get(shape)
+            assert batch is not None
+            batch.keys.update(dict.fromkeys(keys))
+        if leader:
+            self._run(batch, ahead, shape, entity_type, features)
+        else:
+            batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        if batch.result is None:
+            raise StoreUnavailable("feature read interrupted")
+        wanted = batch.result.values
+        return OnlineValues({k: wanted[k] for k in keys}, batch.result.as_of_ms)
+
+    def _run(
+        self,
+        batch: _Batch,
+        ahead: _Batch | None,
+        shape: Hashable,
+        entity_type: str,
+        features: Features,
+    ) -> None:
+        """Wait for the query of the same shape running ahead, if any, and for a free
+        reader (requests of the same shape join meanwhile), close the batch and read its
+        keys as of that moment. One query per shape at a time: two would only compete for
+        the same cores, each paying the planning."""
+        try:
+            if ahead is not None:
+                ahead.done.wait()
+            with self._reader() as reader:
+                with self._lock:
+                    if self._open.get(shape) is batch:
+                        del self._open[shape]
+                    self._running[shape] = batch
+                now = int(time.time() * 1000)
+                batch.result = self._query(reader, entity_type, list(batch.keys), features, now)
+        except Exception as exc:  # every waiting request gets the failure
+            batch.error = exc
+        finally:
+            with self._lock:
+                if self._running.get(shape) is batch:
+                    del self._running[shape]
+            batch.done.set()
+
+    def _query(
+        self, reader: Client, entity_type: str, keys: Sequence[str], features: Features, now: int
+    ) -> OnlineValues:
+        self._queries.inc()
+        out = _defaults(keys, features)
         query = sql.online_query(
-            sql.entity_table(entity_type), keys, [(cf, objs) for _, cf, objs in features], now_ms
+            sql.entity_table(entity_type), keys, [(cf, objs) for _, cf, objs in features], now
         )
         try:
-            with self._reader() as reader:
-                rows = reader.query(query.sql, settings=_READ_SETTINGS).result_rows
+            rows = reader.query(query.sql, settings=_READ_SETTINGS).result_rows
         except ClickHouseError as exc:
             raise StoreUnavailable(f"feature read failed: {error_message(exc)}") from exc
         for entity, values, *counts in rows:
@@ -73,7 +171,7 @@ class OnlineReads:
             ):
                 if count is None or counts[count]:
                     out[entity][label] = value
-        return out
+        return OnlineValues(out, now)
 
     def freshness_ms(self, objects: sql.Objects) -> int | None:
         """The occurred_at of the newest event a feature version has taken in."""
@@ -96,3 +194,10 @@ class OnlineReads:
         except ClickHouseError:
             return {}
         return {str(subject): max(0, int(lag)) for subject, lag in rows}
+
+
+def _defaults(keys: Sequence[str], features: Features) -> dict[str, dict[str, Any]]:
+    return {
+        k: {label: (0 if cf.default_sql == "0" else None) for label, cf, _ in features}
+        for k in keys
+    }

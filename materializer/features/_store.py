@@ -14,10 +14,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from prometheus_client import CollectorRegistry
 
 from materializer.features import sql
 from materializer.features._catalog import (
@@ -55,7 +56,16 @@ from sluicegate.errors import (
 )
 from sluicegate.sqlgate import FunctionAllowlist, load_allowlist
 
-__all__ = ["FeatureStore"]
+__all__ = ["FeatureRead", "FeatureStore"]
+
+
+class FeatureRead(NamedTuple):
+    """An online read: ``{key: {label: value}}``, ``{label: name@version}``, and the
+    moment (epoch ms) the values are as of."""
+
+    values: dict[str, dict[str, Any]]
+    versions: dict[str, str]
+    as_of_ms: int
 
 
 @dataclass(frozen=True)
@@ -80,11 +90,13 @@ class FeatureStore:
         start_delay_ms: int = 2000,
         inflight_margin_ms: int = 1000,
         functions: FunctionAllowlist | None = None,
+        metrics: CollectorRegistry | None = None,
     ) -> None:
         """``functions``: the allowlist definitions are checked against (loaded from the
-        store when first needed if not given)."""
+        store when first needed if not given); ``metrics``: where the online reads'
+        counters are registered."""
         self._client = client
-        self._online = OnlineReads(readers or [client])
+        self._online = OnlineReads(readers or [client], metrics)
         self._registry = registry
         self._catalog = Catalog(client)
         self._lock = threading.RLock()
@@ -118,7 +130,8 @@ class FeatureStore:
 
     def _recover(self) -> None:
         """After a crash: versions caught mid-backfill are failed and their objects (and
-        any object no live version owns, e.g. a rebuild's half-built generation) dropped."""
+        any object no live version owns, e.g. a rebuild's half-built generation) dropped.
+        Entity tables get the current table settings."""
         for rec in self._records:
             if rec.status == BACKFILLING:
                 self._catalog.put(replace(rec, status=FAILED))
@@ -137,6 +150,7 @@ class FeatureStore:
             "AND name LIKE 'fs\\_%'"
         ).result_rows
         for (table,) in tables:
+            self._command(sql.entity_table_settings(table))
             owners = [objs for objs in live if objs.table == table]
             orphans = [
                 c
@@ -429,10 +443,11 @@ class FeatureStore:
         names: Sequence[str] | None = None,
         *,
         now_ms: int | None = None,
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    ) -> FeatureRead:
         """Values of ``names`` (default: every feature of ``entity_type``) for ``keys`` as of
-        now, in one query: -> ({key: {label: value}}, {label: name@version}). Missing
-        entities get the training defaults (0 for counts, null otherwise)."""
+        ``now_ms`` (default: now; concurrent reads as of now may share one query, see
+        ``_online``), in one query. Missing entities get the training defaults (0 for
+        counts, null otherwise)."""
         records = self._records
         if names:
             chosen = list(zip(names, resolve_records(records, list(names)), strict=True))
@@ -448,9 +463,8 @@ class FeatureStore:
                     feature=label,
                 )
         features = [(label, self.compiled(rec), rec.objects) for label, rec in chosen]
-        at = now_ms if now_ms is not None else int(time.time() * 1000)
-        values = self._online.values(entity_type, keys, features, at)
-        return values, {label: rec.ref for label, rec in chosen}
+        values, as_of = self._online.values(entity_type, keys, features, now_ms)
+        return FeatureRead(values, {label: rec.ref for label, rec in chosen}, as_of)
 
     def freshness_ms(self, rec: FeatureRecord) -> int | None:
         """The occurred_at of the newest event the feature has taken in."""

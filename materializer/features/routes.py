@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from materializer.features._store import FeatureStore
+from materializer.features._store import FeatureRead, FeatureStore
 from materializer.features.definition import definition_from_dict
 from registry import Principal
 from registry.http import read_principal, require_principal
@@ -142,12 +142,12 @@ def job(job_id: str, store: Store, _: Reader) -> dict[str, Any]:
 AT_RANGE_MS = 86_400_000
 
 
-def _at(at: str | None) -> int:
-    """The read time: now, or ``at`` (RFC 3339 or epoch ms) within a day of now, the span
-    the per-event rows of window edges are kept for."""
-    now = int(time.time() * 1000)
+def _at(at: str | None) -> int | None:
+    """The read time: now (None), or ``at`` (RFC 3339 or epoch ms) within a day of now, the
+    span the per-event rows of window edges are kept for."""
     if at is None:
-        return now
+        return None
+    now = int(time.time() * 1000)
     try:
         ms = int(at) if at.lstrip("-").isdigit() else iso_to_ms(at)
     except ValueError as exc:
@@ -159,10 +159,8 @@ def _at(at: str | None) -> int:
 
 def _read(
     store: FeatureStore, entity_type: str, keys: list[str], names: list[str] | None, at: str | None
-) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
-    when = _at(at)
-    values, versions = store.read(entity_type, keys, names, now_ms=when)
-    return values, versions, when
+) -> FeatureRead:
+    return store.read(entity_type, keys, names, now_ms=_at(at))
 
 
 @router.get("/{entity_type}/{key}")

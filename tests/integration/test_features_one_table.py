@@ -173,3 +173,80 @@ def test_features_of_an_entity_type_share_one_table_and_keep_their_own_values(
         for f in catalog:
             assert isinstance(f["freshness_lag_ms"], int), f
             assert 0 <= f["freshness_lag_ms"] < 120_000, f
+
+
+def _metric(http: Any, name: str) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_concurrent_reads_share_queries_and_each_is_exact_as_of_its_time(
+    server: Server, subjects: tuple[str, str]
+) -> None:
+    """Reads as of now arriving together coalesce into fewer ClickHouse queries; each answer
+    still equals a brute force as of the `as_of` it reports."""
+    upvote, _ = subjects
+    now = int(time.time() * 1000)
+    upvotes = Upvotes.random(400, users=12, posts=30, now=now, seed=11)
+    users = [f"u{i}" for i in range(12)] + ["nobody"]
+    names = ["upvotes", "posts_7d", "last_upvoted"]
+
+    def expected(user: str, at: int) -> dict[str, Any]:
+        mine = [e for e in upvotes.events if e["user_id"] == user and Upvotes.ms(e) < at]
+        latest = max(mine, key=lambda e: (Upvotes.ms(e), e["post_id"]), default=None)
+        return {
+            "upvotes": len(mine),
+            "posts_7d": upvotes.distinct_posts(user, at, 7 * DAY_MS),
+            "last_upvoted": None if latest is None else latest["post_id"],
+        }
+
+    with server.client() as http:
+        post_events(http, upvote, upvotes.events)
+        wait_loaded(http, upvote, len(upvotes.events))
+        apply(
+            http,
+            {"name": "upvotes", "entity": USER, "source": upvote, "aggregation": "count()"},
+            {
+                "name": "posts_7d",
+                "entity": USER,
+                "source": upvote,
+                "aggregation": "uniqExact(post_id)",
+                "window": "7d",
+            },
+            {
+                "name": "last_upvoted",
+                "entity": USER,
+                "source": upvote,
+                "aggregation": "last(post_id)",
+            },
+        )
+        reads_before = _metric(http, "sluicegate_feature_reads_total")
+        queries_before = _metric(http, "sluicegate_feature_read_queries_total")
+
+        answers: list[tuple[str, dict[str, Any]]] = []
+        start = threading.Barrier(16)
+
+        def client(i: int) -> None:
+            with server.client() as own:
+                start.wait()
+                for j in range(6):
+                    user = users[(i + j) % len(users)]
+                    r = own.get(f"/v1/features/user/{user}", params={"names": ",".join(names)})
+                    assert r.status_code == 200, r.text
+                    answers.append((user, r.json()))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(answers) == 96
+        for user, body in answers:
+            at = Upvotes.ms({"ts": body["as_of"]})
+            assert body["features"] == expected(user, at), (user, body["as_of"])
+        reads = _metric(http, "sluicegate_feature_reads_total") - reads_before
+        queries = _metric(http, "sluicegate_feature_read_queries_total") - queries_before
+        assert reads == 96
+        assert queries < reads  # requests that arrived together shared a query
