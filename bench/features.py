@@ -17,7 +17,7 @@ process first runs a TTL merge of its entity table (per-event rows expire contin
 
 3. Latency, in-process (FeatureStore.read: SQL generation + one chDB query + decoding):
    the floor, one entity x 10 features, and a batch of 100 random keys x 10 features;
-   CPU time per read (this process: Python and chDB).
+   CPU time per read (this process: Python and chDB); four threads reading at once.
 4. Latency over HTTP: the same store served by a real `sluicegate serve` (the floor as
    `POST /v1/sql`, GET one entity, POST a batch of 100), measured with httpx keep-alive;
    then four concurrent clients (reads/s, p99) and the server's CPU time per read.
@@ -257,11 +257,36 @@ def build(data_dir: Path, entities: int, events: int) -> None:
         store.read("user", chunk, NAMES)
         batch.append((time.perf_counter() - t) * 1000)
     summary("batch of 100 keys x 10 features", batch, floor)
+    threaded_reads(store, keys)
     sample = store.read("user", [keys[0]], NAMES)[0][keys[0]]
     print(f"  e.g. {keys[0]}: {sample}", flush=True)
     store.close()
     registry.close()
     client.close()
+
+
+def threaded_reads(store: FeatureStore, keys: list[str], threads: int = 4) -> None:
+    """``threads`` threads in this process, each reading one entity x 10 features
+    ``--reads`` times: reads as of now of the same features share queries."""
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+
+    def run(i: int) -> None:
+        for j in range(args.reads):
+            key = keys[(i * args.reads + j) % len(keys)]
+            t = time.perf_counter()
+            store.read("user", [key], NAMES)
+            latencies[i].append((time.perf_counter() - t) * 1000)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    cpu, started = cpu_s(), time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    took, cpu = time.perf_counter() - started, cpu_s() - cpu
+    every = [ms for lat in latencies for ms in lat]
+    summary(f"{threads} threads: {len(every) / took:,.0f} reads/s", every)
+    print(f"  CPU time per read ({threads} threads): {cpu / len(every) * 1000:.2f} ms", flush=True)
 
 
 def free_port() -> int:

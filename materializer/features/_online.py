@@ -5,7 +5,8 @@ use a pool of their own clients, so a backfill on the store's client never holds
 Reads "as of now" of the same features of one entity type coalesce: while a query of
 theirs runs (or every reader client is busy), the requests that arrive join one batch,
 read by a single query (one planning of the SQL, which is most of a read's cost) as soon
-as the query ahead ends, as of that moment. A request alone runs at once."""
+as the query ahead ends (under load 0.3 ms later, for the reads it answered to come back),
+as of that moment. A request alone runs at once."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ _READ_SETTINGS = {
 }
 # the most keys one coalesced query reads (the batch API's own limit)
 MAX_COALESCED_KEYS = 1000
+# Under load (a batch of several reads ended within _LOAD_S, or a query was ahead), how
+# long a batch waits for the reads of the batch that just ended to come back and join it:
+# without it, of four threads reading in turn the first back starts alone and the other
+# three form the next batch (2.5 reads per query instead of 4; measured in process, 4
+# threads: 297 -> 408 reads/s, p50 15.3 -> 9.5 ms). A lone reader never waits.
+_LINGER_S = 0.0003
+_LOAD_S = 0.002
 
 Features = Sequence[tuple[str, CompiledFeature, sql.Objects]]
 
@@ -52,6 +60,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.keys: dict[str, None] = {}
+        self.requests = 0
         self.done = threading.Event()
         self.result: OnlineValues | None = None
         self.error: BaseException | None = None
@@ -81,6 +90,7 @@ class OnlineReads:
         # one being read
         self._open: dict[Hashable, _Batch] = {}
         self._running: dict[Hashable, _Batch] = {}
+        self._last_shared_end = 0.0  # when a batch of several reads last ended
 
     @contextmanager
     def _reader(self) -> Iterator[Client]:
@@ -112,6 +122,7 @@ class OnlineReads:
                 ahead = self._running.get(shape)
             assert batch is not None
             batch.keys.update(dict.fromkeys(keys))
+            batch.requests += 1
         if leader:
             self._run(batch, ahead, shape, entity_type, features)
         else:
@@ -131,13 +142,15 @@ class OnlineReads:
         entity_type: str,
         features: Features,
     ) -> None:
-        """Wait for the query of the same shape running ahead, if any, and for a free
-        reader (requests of the same shape join meanwhile), close the batch and read its
-        keys as of that moment. One query per shape at a time: two would only compete for
-        the same cores, each paying the planning."""
+        """Wait for the query of the same shape running ahead, if any, under load a little
+        longer, and for a free reader (requests of the same shape join meanwhile), close
+        the batch and read its keys as of that moment. One query per shape at a time: two
+        would only compete for the same cores, each paying the planning."""
         try:
             if ahead is not None:
                 ahead.done.wait()
+            if ahead is not None or time.monotonic() - self._last_shared_end < _LOAD_S:
+                time.sleep(_LINGER_S)
             with self._reader() as reader:
                 with self._lock:
                     if self._open.get(shape) is batch:
@@ -151,6 +164,8 @@ class OnlineReads:
             with self._lock:
                 if self._running.get(shape) is batch:
                     del self._running[shape]
+                if batch.requests > 1:
+                    self._last_shared_end = time.monotonic()
             batch.done.set()
 
     def _query(
