@@ -35,8 +35,9 @@ _READ_SETTINGS = {
     "output_format_json_quote_denormals": 0,
     "max_threads": 1,
 }
-# the most keys one coalesced query reads (the batch API's own limit)
-MAX_COALESCED_KEYS = 1000
+# The most keys one shared query reads; a request with more reads on its own, so a large
+# batch never holds up the small reads of the same features (one query per shape at a time)
+MAX_COALESCED_KEYS = 100
 # Under load (a batch of several reads ended within _LOAD_S, or a query was ahead), how
 # long a batch waits for the reads of the batch that just ended to come back and join it:
 # without it, of four threads reading in turn the first back starts alone and the other
@@ -107,12 +108,13 @@ class OnlineReads:
         of now (coalesced with concurrent reads of the same features); an entity without
         events gets the defaults (0 for counts, else null)."""
         self._requests.inc()
-        if not features or not keys:
+        alone = now_ms is not None or len(keys) > MAX_COALESCED_KEYS
+        if not features or not keys or alone:
             at = now_ms if now_ms is not None else int(time.time() * 1000)
-            return OnlineValues(_defaults(keys, features), at)
-        if now_ms is not None:
+            if not features or not keys:
+                return OnlineValues(_defaults(keys, features), at)
             with self._reader() as reader:
-                return self._query(reader, entity_type, keys, features, now_ms)
+                return self._query(reader, entity_type, keys, features, at)
         shape = (entity_type, tuple((label, objs) for label, _, objs in features))
         with self._lock:
             batch = self._open.get(shape)

@@ -25,6 +25,7 @@ from support.features_helpers import (
     sql,
     wait_loaded,
 )
+from support.gateway_helpers import create_token
 from support.serving import Server, start_server
 
 Stack = Any
@@ -47,6 +48,21 @@ def subjects(server: Server, stack: Stack, unique: str) -> Iterator[tuple[str, s
             register(http, name, UPVOTE_SCHEMA, entity_key=["user_id"], event_time="ts")
     yield names
     delete_topics(stack.kafka_bootstrap, *names)
+
+
+def _upvote_features(upvote: str) -> list[dict[str, Any]]:
+    """upvotes (lifetime count), last_upvoted (last post), posts_7d (distinct posts, 7 days)."""
+    return [
+        {"name": "upvotes", "entity": USER, "source": upvote, "aggregation": "count()"},
+        {"name": "last_upvoted", "entity": USER, "source": upvote, "aggregation": "last(post_id)"},
+        {
+            "name": "posts_7d",
+            "entity": USER,
+            "source": upvote,
+            "aggregation": "uniqExact(post_id)",
+            "window": "7d",
+        },
+    ]
 
 
 def _columns(http: Any) -> dict[str, list[str]]:
@@ -94,20 +110,7 @@ def test_features_of_an_entity_type_share_one_table_and_keep_their_own_values(
         wait_loaded(http, comment, len(comments.events))
         apply(
             http,
-            {"name": "upvotes", "entity": USER, "source": upvote, "aggregation": "count()"},
-            {
-                "name": "last_upvoted",
-                "entity": USER,
-                "source": upvote,
-                "aggregation": "last(post_id)",
-            },
-            {
-                "name": "posts_7d",
-                "entity": USER,
-                "source": upvote,
-                "aggregation": "uniqExact(post_id)",
-                "window": "7d",
-            },
+            *_upvote_features(upvote),
             {"name": "comments", "entity": USER, "source": comment, "aggregation": "count()"},
         )
         names = ["upvotes", "last_upvoted", "posts_7d", "comments"]
@@ -185,12 +188,13 @@ def _metric(http: Any, name: str) -> float:
 def test_concurrent_reads_share_queries_and_each_is_exact_as_of_its_time(
     server: Server, subjects: tuple[str, str]
 ) -> None:
-    """Reads as of now arriving together coalesce into fewer ClickHouse queries; each answer
-    still equals a brute force as of the `as_of` it reports."""
+    """Reads as of now arriving together coalesce into fewer ClickHouse queries, from two
+    teams' tokens (neither admin) and with a key written as SQL; each answer is its own
+    key's and still equals a brute force as of the `as_of` it reports."""
     upvote, _ = subjects
     now = int(time.time() * 1000)
     upvotes = Upvotes.random(400, users=12, posts=30, now=now, seed=11)
-    users = [f"u{i}" for i in range(12)] + ["nobody"]
+    users = [f"u{i}" for i in range(12)] + ["nobody", "u1' OR 1=1; DROP TABLE fs_user --"]
     names = ["upvotes", "posts_7d", "last_upvoted"]
 
     def expected(user: str, at: int) -> dict[str, Any]:
@@ -205,23 +209,8 @@ def test_concurrent_reads_share_queries_and_each_is_exact_as_of_its_time(
     with server.client() as http:
         post_events(http, upvote, upvotes.events)
         wait_loaded(http, upvote, len(upvotes.events))
-        apply(
-            http,
-            {"name": "upvotes", "entity": USER, "source": upvote, "aggregation": "count()"},
-            {
-                "name": "posts_7d",
-                "entity": USER,
-                "source": upvote,
-                "aggregation": "uniqExact(post_id)",
-                "window": "7d",
-            },
-            {
-                "name": "last_upvoted",
-                "entity": USER,
-                "source": upvote,
-                "aggregation": "last(post_id)",
-            },
-        )
+        apply(http, *_upvote_features(upvote))
+        tokens = [create_token(http, team) for team in ("alpha", "beta")]
         reads_before = _metric(http, "sluicegate_feature_reads_total")
         queries_before = _metric(http, "sluicegate_feature_read_queries_total")
 
@@ -229,7 +218,7 @@ def test_concurrent_reads_share_queries_and_each_is_exact_as_of_its_time(
         start = threading.Barrier(16)
 
         def client(i: int) -> None:
-            with server.client() as own:
+            with server.client(tokens[i % 2]) as own:
                 start.wait()
                 for j in range(6):
                     user = users[(i + j) % len(users)]
@@ -244,6 +233,7 @@ def test_concurrent_reads_share_queries_and_each_is_exact_as_of_its_time(
             t.join()
         assert len(answers) == 96
         for user, body in answers:
+            assert body["key"] == user
             at = Upvotes.ms({"ts": body["as_of"]})
             assert body["features"] == expected(user, at), (user, body["as_of"])
         reads = _metric(http, "sluicegate_feature_reads_total") - reads_before
