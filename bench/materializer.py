@@ -18,7 +18,6 @@ topic is deleted.
 from __future__ import annotations
 
 import argparse
-import gc
 import shutil
 import statistics
 import sys
@@ -48,6 +47,7 @@ from migrations import apply_clickhouse_migrations  # noqa: E402
 from registry import Principal, Registry, SchemaType  # noqa: E402
 from sluicegate.clickhouse import connect  # noqa: E402
 from sluicegate.envelope import Envelope, Source, frame  # noqa: E402
+from sluicegate.heap import settle_heap  # noqa: E402
 from sluicegate.naming import topic_for_subject  # noqa: E402
 
 SCHEMA = {
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each figure (median)")
     args = parser.parse_args()
 
-    gc.set_threshold(50_000, 20, 100)  # as `sluicegate serve` runs
+    settle_heap()  # as `sluicegate serve` runs
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-mz-"))
     registry = Registry.open(f"sqlite:///{workdir / 'registry.db'}")
     topics: list[str] = []

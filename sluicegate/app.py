@@ -6,7 +6,6 @@ Nothing else constructs clients or reads the environment.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 from collections.abc import AsyncIterator
@@ -47,6 +46,7 @@ from sluicegate import __version__
 from sluicegate.bodylimit import BodyLimit
 from sluicegate.clickhouse import connect, connect_readonly, query_limits
 from sluicegate.errors import BadRequest, SluicegateError, TooManyRequests, Unavailable
+from sluicegate.heap import settle_heap
 from sluicegate.naming import CLICKHOUSE_DATABASE
 from sluicegate.settings import Settings
 from sluicegate.sqlgate import load_allowlist
@@ -69,24 +69,6 @@ def _error_response(exc: SluicegateError) -> Response:
     return Response(
         _json(exc.body()), status_code=exc.status, headers=headers, media_type="application/json"
     )
-
-
-# Allocations between two young-generation collections (CPython's default is 700).
-_GC_YOUNG_THRESHOLD = 10_000
-
-
-def settle_heap() -> None:
-    """Keep the garbage collector off the hot paths once the service has started.
-
-    Ingest and loading allocate a dict per event; with CPython's defaults every older-
-    generation collection then walks the whole heap of the imported libraries again, which
-    cost the gateway a third of its batch throughput. The startup heap is frozen (never
-    scanned again, never freed: it lives as long as the process anyway) and the young
-    generation is collected less often; cyclic garbage is still collected."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(_GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -66,11 +65,6 @@ def serve(
         if v is not None
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides
-    # A long-running server: keep the objects of the imports out of every collection, and
-    # collect less often (ingesting a batch allocates many short-lived objects; with the
-    # default threshold the collector costs more than parsing and validating them).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -27,6 +27,7 @@ from materializer.loader._plan import Buffer, cut
 from materializer.loader._sink import ClickHouseSink
 from sluicegate.envelope import now_ms
 from sluicegate.errors import Unavailable
+from sluicegate.heap import collector_paused
 from sluicegate.kafka import loader_consumer_config
 from sluicegate.naming import governed_topic_subscription
 
@@ -168,7 +169,8 @@ class Materializer:
         started = time.monotonic()
         try:
             if not self._pending:
-                self._pending = self._build()
+                with collector_paused():  # the load's records die before a collection
+                    self._pending = self._build()
         except Unavailable as exc:
             self._metrics.store_errors.inc()
             if not final:
@@ -211,8 +213,8 @@ class Materializer:
         self._metrics.batch_rows.observe(rows + sum(len(b.dead_letters) for b in batches))
         self._metrics.rows_per_second.set(rows / elapsed if elapsed > 0 else 0.0)
         for batch in batches:
-            if len(batch.events):
-                self._metrics.rows.labels(batch.events.rows[0][1]).inc(len(batch.events))
+            if batch.events.subject is not None:
+                self._metrics.rows.labels(batch.events.subject).inc(len(batch.events))
             if batch.dead_letters:
                 self._metrics.dead_letters.labels(batch.plan.topic).inc(len(batch.dead_letters))
         if self._blocked:
@@ -249,8 +251,7 @@ class Materializer:
                     self._metrics.replayed_loads.inc()
                     log.info("replaying recorded load %s", plan.token)
                 batch = Batch(plan, EventColumns(), [], planned)
-                for record in records[:count]:
-                    decoder.add(record, batch.events, batch.dead_letters, now)  # type: ignore[arg-type]
+                decoder.add_load(records[:count], batch.events, batch.dead_letters, now)  # type: ignore[arg-type]
                 cuts.append((tp, count, batch))
         except Unavailable:
             self._plans.clear()  # replayed plans were popped: read them again next time

@@ -22,7 +22,7 @@ from materializer.loader import (
     MaterializerConfig,
     group_id,
 )
-from materializer.loader._batch import Batch, EventColumns, Plan
+from materializer.loader._batch import EVENT_COLUMNS, Batch, EventColumns, Plan
 from migrations import apply_clickhouse_migrations, clickhouse_migrations
 from registry import Principal, Registry, SchemaType
 from sluicegate.clickhouse import connect
@@ -93,8 +93,13 @@ def main() -> None:
                 (ClickHouseSink(store), True),
             ):
                 events = EventColumns()
-                for row in cmd["rows"]:
-                    events.append(tuple(row))
+                for row in cmd["rows"]:  # entity_key and payload travel as bytes
+                    events.append(
+                        tuple(
+                            v.encode() if c in ("entity_key", "payload") else v
+                            for c, v in zip(EVENT_COLUMNS, row, strict=True)
+                        )
+                    )
                 sink.write([Batch(plan, events, [], planned)])
             return True
         if op == "migrate":

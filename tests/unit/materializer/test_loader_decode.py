@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,11 +126,19 @@ def record(
 
 
 def decode(registry: Registry, *records: Rec) -> tuple[list[dict], list[DeadLetter]]:
+    """The records decoded one by one, as a replay does; the load path (one call per run
+    of records of one topic, as the consumer cuts loads) must give the same rows and dead
+    letters."""
     rows, dead = EventColumns(), []
     decoder = RecordDecoder(registry, {})  # type: ignore[arg-type]
     for r in records:
         decoder.add(r, rows, dead, now_ms=42)
-    return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows.rows], dead
+    loaded, loaded_dead = EventColumns(), []
+    decoder = RecordDecoder(registry, {})  # type: ignore[arg-type]
+    for _, run in itertools.groupby(records, key=Rec.topic):
+        decoder.add_load(list(run), loaded, loaded_dead, now_ms=42)
+    assert (loaded.rows(), loaded_dead) == (rows.rows(), dead)
+    return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows.rows()], dead
 
 
 def test_v1_and_v2_events_read_the_same_way(registry: Registry) -> None:
@@ -141,7 +150,7 @@ def test_v1_and_v2_events_read_the_same_way(registry: Registry) -> None:
     assert [(r["schema_version"], r["payload_version"]) for r in rows] == [(1, 2), (2, 2)]
     first = rows[0]
     assert first["event_id"] == "e-1" and first["subject"] == "t.click"
-    assert first["entity_key"] == "u1" and first["source"] == "http" and first["op"] == ""
+    assert first["entity_key"] == b"u1" and first["source"] == "http" and first["op"] == ""
     assert first["occurred_at"] == 1_700_000_000_123 and first["ingested_at"] == 1_700_000_001_000
     assert (first["kafka_topic"], first["kafka_partition"], first["kafka_offset"]) == (
         "sg.t.click",
@@ -206,6 +215,53 @@ def test_poison_records_become_dead_letters_with_their_position(registry: Regist
     assert "migration from version 1 failed" in reasons[6]
     assert all((d.partition, d.offset, d.key, d.at_ms) == (2, 7, b"u1", 42) for d in dead)
     assert dead[0].value == b"not framed at all" and dead[0].topic == "sg.t.json"
+
+
+def _with(rec: Rec, **headers: bytes | None) -> Rec:
+    """``rec`` with headers replaced (a None value drops the header)."""
+    kept = [(k, v) for k, v in rec._headers or [] if k not in headers]
+    added = [(k, v) for k, v in headers.items() if v is not None]
+    return Rec(rec._topic, rec._value, kept + added, rec._key, rec._offset)
+
+
+def test_a_load_reads_every_time_form_and_dead_letters_only_the_bad_record(
+    registry: Registry,
+) -> None:
+    good = record(registry, "t.json", 1, {"user": "u1", "ts": "x"})
+    forms = {  # header text -> epoch ms (the forms beyond milliseconds are read one by one)
+        b"2023-11-14T22:13:20.123Z": 1_700_000_000_123,
+        b"2023-11-15T00:13:20.123+02:00": 1_700_000_000_123,
+        b"2023-11-14T22:13:20.123456Z": 1_700_000_000_123,
+        b"2023-11-14T22:13:20.123": 1_700_000_000_123,
+        b"2023-11-14 22:13:20Z": 1_700_000_000_000,
+    }
+    timed = [_with(good, ce_time=text) for text in forms]
+    rows, dead = decode(registry, *timed)
+    assert dead == [] and [r["occurred_at"] for r in rows] == list(forms.values())
+    rows, dead = decode(registry, good, _with(good, ce_time=b"yesterday"), good)
+    assert len(rows) == 2 and len(dead) == 1 and "yesterday" in dead[0].error
+
+
+def test_a_load_mixing_versions_and_odd_headers_reads_each_record_as_alone(
+    registry: Registry,
+) -> None:
+    v1 = record(registry, "t.rule", 1, {"user": "u1", "ts": "x"})
+    v2 = record(registry, "t.rule", 2, {"user_id": "u2", "ts": "y"})
+    odd = [
+        _with(v2, ce_sourcekind=b"cdc", ce_op=b"c", ce_lsn=b"12", ce_txid=b"x7"),
+        _with(v2, ce_sourcekind=b"ftp"),  # no such source kind
+        _with(v2, ce_schemaversion=b"02"),
+        _with(v2, ce_producer=None),
+        _with(v2, ce_id=b"\xff"),  # not UTF-8
+        Rec(v2._topic, v2._value, v2._headers, b"\xffkey"),
+        Rec(v2._topic, v2._value, v2._headers, None),
+    ]
+    rows, dead = decode(registry, v2, v1, *odd, v1)
+    assert [r["payload_version"] for r in rows] == [2] * 7
+    assert [r["source_lsn"] for r in rows][2:3] == [12] and rows[2]["source_txid"] is None
+    assert rows[4]["producer"] == "" and rows[5]["entity_key"] == b""
+    assert len(dead) == 3 and "'ftp'" in dead[0].error
+    assert all(d.error.startswith("bad CloudEvents header") for d in dead)
 
 
 class _BrokenRegistry:

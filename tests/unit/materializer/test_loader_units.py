@@ -55,10 +55,22 @@ def test_rows_split_by_month_partition() -> None:
         cols.append(tuple(row))
     parts = cols.by_month()
     assert [(month, list(c[0])) for month, c in parts] == [(202401, ["e0", "e2"]), (202402, ["e1"])]
-    single = EventColumns(rows=cols.rows[:1])
+    single = EventColumns([column[:1] for column in cols.columns])
     ((month, columns),) = single.by_month()
-    assert month == 202401 and [list(c) for c in columns] == [[v] for v in cols.rows[0]]
+    assert month == 202401 and columns == [[v] for v in cols.rows()[0]]
     assert EventColumns().by_month() == []
+
+
+def test_first_write_wins_within_a_load_and_against_the_log() -> None:
+    cols = EventColumns()
+    for i, event_id in enumerate(["a", "b", "a", "c", "b"]):
+        row = [0] * len(EVENT_COLUMNS)
+        row[0], row[1], row[-1] = event_id, "s", i
+        cols.append(tuple(row))
+    stored = {("s", "c")}
+    assert cols.keep_first(stored) == 3
+    assert [(r[0], r[-1]) for r in cols.rows()] == [("a", 0), ("b", 1)]
+    assert stored == {("s", "a"), ("s", "b"), ("s", "c")}
 
 
 def test_sql_values_are_json_ready() -> None:
