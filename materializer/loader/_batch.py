@@ -80,16 +80,13 @@ class EventColumns:
         """The first row's subject (a load holds one partition, so one subject)."""
         return self.columns[_SUBJECT][0] if self.columns[0] else None
 
-    def ids(self) -> list[tuple[str, str]]:
-        """``(subject, event_id)`` of every row, in row order."""
-        return list(zip(self.columns[_SUBJECT], self.columns[_EVENT_ID], strict=True))
-
     def keep_first(self, stored: set[tuple[str, str]]) -> int:
         """Drop the rows whose ``(subject, event_id)`` is in ``stored`` (already in the
         log, or earlier in this load) and add the kept rows' ids to it: first write wins.
         Returns how many rows were dropped."""
         keep: list[int] = []
-        for i, key in enumerate(self.ids()):
+        ids = zip(self.columns[_SUBJECT], self.columns[_EVENT_ID], strict=True)
+        for i, key in enumerate(ids):
             if key not in stored:
                 stored.add(key)
                 keep.append(i)

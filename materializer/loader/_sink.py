@@ -93,8 +93,8 @@ class ClickHouseSink:
     def _stored_ids(self, batches: list[Batch]) -> set[tuple[str, str]]:
         """Which of the loads' ``(subject, event_id)`` the log already holds: the load's ids
         are staged in a temporary table of this session and looked up by primary key."""
-        ids = [key for b in batches for key in b.events.ids()]
-        if not ids:
+        subjects = [s for b in batches for s in b.events.id_columns()[0]]
+        if not subjects:
             return set()
         self._client.command(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED_IDS} "
@@ -103,7 +103,7 @@ class ClickHouseSink:
         self._client.command(f"TRUNCATE TABLE {_STAGED_IDS}")
         self._client.insert(
             _STAGED_IDS,
-            [[s for s, _ in ids], [e for _, e in ids]],
+            [subjects, [e for b in batches for e in b.events.id_columns()[1]]],
             column_names=("subject", "event_id"),
             column_oriented=True,
         )
