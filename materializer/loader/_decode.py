@@ -105,20 +105,26 @@ def _json_default(value: Any) -> Any:
 
 class RecordDecoder:
     """Decodes records for one load. Schemas are cached by id (they never change);
-    the subject's latest version is looked up once per decoder, i.e. once per load."""
+    the subject's latest version, and whether an unknown id or subject is still unknown,
+    are looked up once per decoder, i.e. once per load: a topic full of records nobody
+    registered is dead-lettered at the speed of the decode, not of the registry."""
 
     def __init__(self, registry: SchemaSource, schemas: dict[int, Schema]) -> None:
         self._registry = registry
         self._schemas = schemas
         self._latest: dict[str, int] = {}
         self._subjects: dict[str, str] = {}
+        self._unknown: set[int] = set()  # ids the registry does not have, for this load
 
     def _schema(self, schema_id: int) -> Schema:
         schema = self._schemas.get(schema_id)
         if schema is None:
+            if schema_id in self._unknown:  # one registry lookup per id and load
+                raise Poison(f"unknown schema id {schema_id}")
             try:
                 schema = self._registry.schema_by_id(schema_id)
             except NotFound as exc:
+                self._unknown.add(schema_id)
                 raise Poison(f"unknown schema id {schema_id}") from exc
             except Unavailable:
                 raise

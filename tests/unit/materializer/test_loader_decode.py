@@ -264,6 +264,38 @@ def test_a_load_mixing_versions_and_odd_headers_reads_each_record_as_alone(
     assert all(d.error.startswith("bad CloudEvents header") for d in dead)
 
 
+class _CountingRegistry:
+    """The real registry, counting the lookups the decoder makes."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry, self.lookups = registry, 0
+
+    def schema_by_id(self, schema_id: int) -> object:
+        self.lookups += 1
+        return self.registry.schema_by_id(schema_id)
+
+    def latest(self, subject: str) -> object:
+        self.lookups += 1
+        return self.registry.latest(subject)
+
+    def upcast(self, subject: str, from_version: int, payload: dict) -> object:
+        return self.registry.upcast(subject, from_version, payload)
+
+
+def test_a_load_of_unregistered_records_asks_the_registry_once_per_id(
+    registry: Registry,
+) -> None:
+    good = record(registry, "t.json", 1, {"user": "u1", "ts": "x"})
+    unknown_id = Rec("sg.t.json", frame(999_999, b"{}"), good._headers)
+    unknown_subject = Rec("sg.t.nobody", good._value, _with(good, ce_type=b"t.nobody")._headers)
+    counting = _CountingRegistry(registry)
+    for rec in (unknown_id, unknown_subject):
+        dead: list[DeadLetter] = []
+        counting.lookups = 0
+        RecordDecoder(counting, {}).add_load([rec] * 500, EventColumns(), dead, now_ms=1)  # type: ignore[arg-type]
+        assert len(dead) == 500 and counting.lookups <= 2
+
+
 class _BrokenRegistry:
     """A registry whose database is down."""
 
