@@ -231,10 +231,13 @@ def _check_poison(http: Any, bootstrap: str, subject: str, unique: str) -> None:
             what="the events after the poison record",
         )
         assert loaded == [["cdc", "r", "k1"], ["cdc", "u", "k1"], ["cdc", "d", "k1"]]
-        dead = sql(
-            http,
-            "SELECT partition, offset, key, value, error FROM dead_letters "
-            f"WHERE topic = '{topic_for_subject(subject)}'",
+        dead = wait_for(  # a load inserts its dead letters after its events
+            lambda: sql(
+                http,
+                "SELECT partition, offset, key, value, error FROM dead_letters "
+                f"WHERE topic = '{topic_for_subject(subject)}'",
+            ),
+            what="the dead letter",
         )
         assert len(dead) == 1
         partition, offset, key, value, error = dead[0]
