@@ -337,13 +337,14 @@ class RecordDecoder:
     ) -> tuple[int, int] | None:
         """(schema id, version) when records framed ``frame`` with ``ce_schemaversion``
         ``version`` are JSON of the subject's latest version, stored as they are; else None."""
-        if len(frame) < 5 or frame[0] != envelope.MAGIC_BYTE or version is None:
+        if version is None:
             return None
         try:
-            schema = self._schema(int.from_bytes(frame[1:5], "big"))
+            schema_id, _ = envelope.unframe(frame)
+            schema = self._schema(schema_id)
             latest = self._latest_version(subject)
-        except Poison:
+        except (ValueError, Poison):
             return None  # add() dead-letters each such record with the reason
         if schema.schema_type != "JSON" or not version.isdigit() or int(version) != latest:
             return None
-        return int.from_bytes(frame[1:5], "big"), latest
+        return schema_id, latest
