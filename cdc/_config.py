@@ -170,6 +170,12 @@ class DatabaseConfig(_Strict):
     slot_name: str | None = Field(None, pattern=r"^[a-z0-9_]{1,63}$")
     publication_name: str | None = Field(None, pattern=r"^[a-z0-9_]{1,63}$")
     poll_interval_ms: int = Field(100, ge=10, le=10_000)
+    max_batch_size: int = Field(
+        8192,
+        ge=256,
+        le=65_536,
+        description="Most changes Debezium hands Connect per poll (its queue holds 4x).",
+    )
 
     @model_validator(mode="after")
     def _unique_tables(self) -> DatabaseConfig:

@@ -53,6 +53,16 @@ def render_connector_config(cfg: DatabaseConfig, *, password: str | None) -> dic
         "binary.handling.mode": "base64",
         "heartbeat.interval.ms": cfg.heartbeat_interval_ms,
         "poll.interval.ms": cfg.poll_interval_ms,
+        # Bulk changes: large polls and producer batches (Debezium's defaults, 2048 and
+        # Connect's 16 KB unlingered batches, halve a bulk update's rate; measured in
+        # bench/cdc.py, 22,000-row UPDATE: 5.6k -> 10k changes/s, single commits unchanged).
+        # producer.override.* needs the worker's connector.client.config.override.policy
+        # to allow them (Kafka 3.0+ default: All).
+        "max.batch.size": cfg.max_batch_size,
+        "max.queue.size": 4 * cfg.max_batch_size,
+        "producer.override.linger.ms": 20,
+        "producer.override.batch.size": 524_288,
+        "producer.override.compression.type": "lz4",
         # "none": nothing skipped, so truncates (op t) arrive too
         "skipped.operations": "none",
         "tombstones.on.delete": "true",

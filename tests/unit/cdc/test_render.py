@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from cdc import parse_config, render_connector_config
 from cdc._render import mask_secrets
+from sluicegate.errors import InvalidCdcConfig
 
 
 def _cfg(**extra: object) -> object:
@@ -41,6 +44,10 @@ def test_fixed_choices() -> None:
     assert c["topic.prefix"] == "cdcraw.shop"
     assert c["database.hostname"] == "db" and c["database.port"] == "5433"
     assert c["database.password"] == "pw"
+    # bulk changes in large polls and compressed producer batches
+    assert c["max.batch.size"] == "8192" and c["max.queue.size"] == "32768"
+    assert c["producer.override.linger.ms"] == "20"
+    assert c["producer.override.compression.type"] == "lz4"
     assert all(isinstance(v, str) for v in c.values())
 
 
@@ -63,10 +70,12 @@ def test_options_follow_the_config() -> None:
             heartbeat_interval_ms=5000,
             replica_identity_full=False,
             slot_name="my_slot",
+            max_batch_size=1024,
         ),  # type: ignore[arg-type]
         password=None,
     )
     assert c["snapshot.mode"] == "no_data"
+    assert c["max.batch.size"] == "1024" and c["max.queue.size"] == "4096"
     assert c["heartbeat.interval.ms"] == "5000"
     assert "replica.identity.autoset.values" not in c
     assert c["slot.name"] == "my_slot"
@@ -76,3 +85,9 @@ def test_mask_secrets() -> None:
     c = render_connector_config(_cfg(), password="pw")  # type: ignore[arg-type]
     assert mask_secrets(c)["database.password"] == "********"
     assert mask_secrets(c)["database.user"] == "cdc"
+
+
+def test_batch_size_is_bounded() -> None:
+    with pytest.raises(InvalidCdcConfig, match="max_batch_size") as exc:
+        _cfg(max_batch_size=100)
+    assert [v["path"] for v in exc.value.details["violations"]] == ["max_batch_size"]
