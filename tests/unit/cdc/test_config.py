@@ -74,6 +74,8 @@ def test_example_configs_are_valid() -> None:
         ({"tables": [{"name": "orders", "subject": "no spaces"}]}, "tables.0.subject"),
         ({"tables": [{"name": "orders", "colour": "red"}]}, "tables.0.colour"),
         ({"heartbeat_interval_ms": 10}, "heartbeat_interval_ms"),
+        ({"max_batch_size": 100}, "max_batch_size"),
+        ({"max_batch_size": 100_000}, "max_batch_size"),
         ({"password": "hunter2"}, "password"),
     ],
 )

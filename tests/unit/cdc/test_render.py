@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from cdc import parse_config, render_connector_config
 from cdc._render import mask_secrets
-from sluicegate.errors import InvalidCdcConfig
 
 
 def _cfg(**extra: object) -> object:
@@ -85,9 +82,3 @@ def test_mask_secrets() -> None:
     c = render_connector_config(_cfg(), password="pw")  # type: ignore[arg-type]
     assert mask_secrets(c)["database.password"] == "********"
     assert mask_secrets(c)["database.user"] == "cdc"
-
-
-def test_batch_size_is_bounded() -> None:
-    with pytest.raises(InvalidCdcConfig, match="max_batch_size") as exc:
-        _cfg(max_batch_size=100)
-    assert [v["path"] for v in exc.value.details["violations"]] == ["max_batch_size"]
