@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -35,6 +37,9 @@ log = logging.getLogger("sluicegate.materializer")
 
 # Errors a consumed message can carry that only mean "nothing to read here (yet)".
 _QUIET_ERRORS = {KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART}
+# How long the loop may go without finishing a turn before the watchdog logs where it is
+# (a turn takes well under a second; a load of 100,000 rows a few seconds).
+STUCK_AFTER_S = 60.0
 
 
 class Materializer:
@@ -63,6 +68,8 @@ class Materializer:
         self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._turned = time.monotonic()  # when the loop last finished a turn
+        self._metrics.loop_stuck_seconds.set_function(lambda: time.monotonic() - self._turned)
         self.loaded_rows = 0
 
     @property
@@ -77,6 +84,26 @@ class Materializer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._supervise, name="materializer", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name="materializer-watchdog", daemon=True).start()
+
+    def _watch(self, stuck_after_s: float = STUCK_AFTER_S) -> None:
+        """Log, once per stall, where the loop is when it has not finished a turn for
+        ``stuck_after_s``: a stuck loader loses nothing (its records stay uncommitted in
+        Kafka) but `events` goes stale, and the stack says on what it waits."""
+        warned_at: float | None = None
+        while not self._stop.wait(min(stuck_after_s / 4, 5.0)):
+            turned = self._turned
+            if time.monotonic() - turned < stuck_after_s or warned_at == turned:
+                continue
+            warned_at = turned
+            thread = self._thread
+            frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+            where = "".join(traceback.format_stack(frame)) if frame is not None else "(not running)"
+            log.warning(
+                "materializer loop has not finished a turn for %.0f s; it is at:\n%s",
+                time.monotonic() - turned,
+                where,
+            )
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop consuming, try one last load of what is buffered, commit and close."""
@@ -125,6 +152,7 @@ class Materializer:
         try:
             while not self._stop.is_set():
                 self._step(consumer)
+                self._turned = time.monotonic()
             self._finish(consumer)
             if not self._blocked:
                 self._flush(consumer, wait=True, final=True)

@@ -55,6 +55,12 @@ class LoaderMetrics:
             "Events loaded per second over the last load cycle.",
             registry=registry,
         )
+        self.loop_stuck_seconds = Gauge(
+            "sluicegate_materializer_loop_stuck_seconds",
+            "Seconds since the consumer loop last finished a turn (a turn takes well under a "
+            "second, a load a few; a value that keeps growing means the loop is stuck).",
+            registry=registry,
+        )
         self.replayed_loads = Counter(
             "sluicegate_materializer_replayed_loads",
             "Loads rebuilt after a restart from their recorded plan (ClickHouse drops any "
