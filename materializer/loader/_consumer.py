@@ -205,6 +205,10 @@ class Materializer:
                 self._block(consumer, exc)
             return
         if not self._pending:
+            if self._blocked and self._inflight is None:
+                # What failed is gone (its partitions were revoked while paused) or there
+                # is nothing to retry: consume again; the next load tries the store.
+                self._unblock(consumer, "no load left to retry; resuming consumption")
             return
         if self._inflight is not None:
             self._finish(consumer)  # backpressure: wait for the load before
@@ -246,10 +250,13 @@ class Materializer:
             if batch.dead_letters:
                 self._metrics.dead_letters.labels(batch.plan.topic).inc(len(batch.dead_letters))
         if self._blocked:
-            log.warning("ClickHouse accepts loads again; resuming")
-            self._blocked = False
-            self._backoff = self._config.retry_initial_s
-            consumer.resume(consumer.assignment())
+            self._unblock(consumer, "ClickHouse accepts loads again; resuming")
+
+    def _unblock(self, consumer: Consumer, why: str) -> None:
+        log.warning(why)
+        self._blocked = False
+        self._backoff = self._config.retry_initial_s
+        consumer.resume(consumer.assignment())
 
     def _block(self, consumer: Consumer, exc: Exception) -> None:
         if not self._blocked:

@@ -5,12 +5,15 @@ Also: a load replayed with its recorded plan is dropped by ClickHouse."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from support.mz_support import (
     Harness,
     committed,
@@ -24,6 +27,41 @@ from support.mz_support import (
 from sluicegate.naming import topic_for_subject
 
 SCHEMA = {"type": "object", "properties": {"i": {"type": "integer"}}, "required": ["i"]}
+
+
+def _send(p: Producer, subject: str, reg: dict[str, Any], unique: str, lo: int, hi: int) -> None:
+    produce(
+        p,
+        (
+            envelope(
+                subject,
+                reg["id"],
+                reg["version"],
+                f"{unique}-{i}",
+                f"k{i % 13}",
+                1_700_000_000_000 + i,
+                {"i": i},
+            )
+            for i in range(lo, hi)
+        ),
+        lambda e: orjson.dumps(e.payload),
+    )
+
+
+def _loaded(harness: Harness, subject: str, table: str = "events") -> int:
+    query = f"SELECT count() FROM {table} WHERE subject = '{subject}'"
+    return int(harness("sql", query=query)[0][0])
+
+
+def _group(harness: Harness) -> str:
+    return "sluicegate-materializer-" + harness("sql", query="SELECT toString(id) FROM store")[0][0]
+
+
+def _assigned_topics(bootstrap: str, group: str) -> set[str]:
+    """The topics the group's members hold partitions of, as the broker sees it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return {tp.topic for m in description.members for tp in m.assignment.topic_partitions}
 
 
 @pytest.fixture
@@ -40,33 +78,14 @@ def test_clickhouse_unavailable_pauses_then_loads_everything_once(
     subject = f"mz.down{unique}"
     topic = topic_for_subject(subject)
     reg = harness("register", subject=subject, schema=orjson.dumps(SCHEMA).decode(), type="JSON")
-    group = (
-        "sluicegate-materializer-" + harness("sql", query="SELECT toString(id) FROM store")[0][0]
-    )
+    group = _group(harness)
     p = producer(bootstrap)
 
     def send(lo: int, hi: int) -> None:
-        produce(
-            p,
-            (
-                envelope(
-                    subject,
-                    reg["id"],
-                    reg["version"],
-                    f"{unique}-{i}",
-                    f"k{i % 13}",
-                    1_700_000_000_000 + i,
-                    {"i": i},
-                )
-                for i in range(lo, hi)
-            ),
-            lambda e: orjson.dumps(e.payload),
-        )
+        _send(p, subject, reg, unique, lo, hi)
 
     def loaded(table: str = "events") -> int:
-        return int(
-            harness("sql", query=f"SELECT count() FROM {table} WHERE subject = '{subject}'")[0][0]
-        )
+        return _loaded(harness, subject, table)
 
     try:
         harness("start", topic=topic)
@@ -99,6 +118,48 @@ def test_clickhouse_unavailable_pauses_then_loads_everything_once(
         assert (count, distinct, int(total)) == (3_000, 3_000, sum(range(3_000)))
     finally:
         delete_topics(bootstrap, subject)
+
+
+def test_partitions_reassigned_while_paused_resume_when_clickhouse_returns(
+    harness: Harness, stack: Any, unique: str
+) -> None:
+    """A rebalance during an outage drops the failed load (its partitions were revoked) and
+    pauses the partitions it assigns: the materializer still resumes and loads everything
+    once ClickHouse is back, the new topic included."""
+    bootstrap: str = stack.kafka_bootstrap
+    first, second = f"mz.moved{unique}", f"mz.moved{unique}_b"
+    schema = orjson.dumps(SCHEMA).decode()
+    regs = {s: harness("register", subject=s, schema=schema, type="JSON") for s in (first, second)}
+    group = _group(harness)
+    p = producer(bootstrap)
+    try:
+        harness("start", topic="^" + re.escape(topic_for_subject(first)) + ".*")
+        _send(p, first, regs[first], unique, 0, 500)
+        wait_for(lambda: _loaded(harness, first) == 500, what="the first 500 events")
+
+        harness("command", sql="RENAME TABLE events TO events_offline")
+        _send(p, first, regs[first], unique, 500, 1_000)
+        wait_for(lambda: harness("status")["blocked"], what="the materializer to pause")
+        # a topic matching the subscription appears: the group rebalances while paused
+        _send(p, second, regs[second], f"{unique}b", 0, 300)
+        wait_for(
+            lambda: topic_for_subject(second) in _assigned_topics(bootstrap, group),
+            what="the rebalance that assigns the new topic",
+        )
+        assert harness("status")["blocked"]
+
+        harness("command", sql="RENAME TABLE events_offline TO events")
+        wait_for(lambda: _loaded(harness, first) == 1_000, what="all 1,000 events of the first")
+        wait_for(lambda: _loaded(harness, second) == 300, what="the 300 of the new topic")
+        wait_for(lambda: not harness("status")["blocked"], what="the materializer to resume")
+        distinct = harness(
+            "sql",
+            query="SELECT uniqExact(subject, event_id) FROM events "
+            f"WHERE subject IN ('{first}', '{second}')",
+        )
+        assert distinct == [[1_300]]
+    finally:
+        delete_topics(bootstrap, first, second)
 
 
 def test_replayed_load_is_dropped_by_clickhouse(harness: Harness, unique: str) -> None:
