@@ -1,5 +1,6 @@
 """Kafka down: the gateway answers 503 with Retry-After (never a false accept), and after
-the broker comes back no acknowledged event is missing.
+the broker comes back no acknowledged event is missing, in Kafka or in `events` (the same
+server's materializer loads each once).
 
 Runs its OWN single-node broker on other ports (stack/kafka-up.sh with its own run
 directory), so stopping it never touches the shared stack.
@@ -179,6 +180,26 @@ def test_kafka_down_gives_503_and_no_acknowledged_event_is_lost(
     seen = _all_event_ids(broker.bootstrap, topic)
     assert acked <= seen, f"acknowledged but missing: {sorted(acked - seen)}"
     assert len(acked) == 41
+
+    # 6. The materializer (same server) rode out both outages: `events` holds every event
+    #    Kafka holds, each once, a retried duplicate included.
+    with srv.client() as admin:
+        loaded = _loaded_ids(admin, until=seen)
+    assert sorted(loaded) == sorted(seen)
+
+
+def _loaded_ids(http: httpx.Client, until: set[str], timeout: float = 120) -> list[str]:
+    """The event ids in `events` (one per row), once they cover ``until`` or at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = http.post(
+            "/v1/sql", json={"query": f"SELECT event_id FROM events WHERE subject = '{SUBJECT}'"}
+        )
+        assert r.status_code == 200, r.text
+        ids = [row[0] for row in r.json()["rows"]]
+        if set(ids) >= until or time.monotonic() > deadline:
+            return ids
+        time.sleep(0.5)
 
 
 def _all_event_ids(bootstrap: str, topic: str) -> set[str]:
