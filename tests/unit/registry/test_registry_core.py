@@ -109,6 +109,38 @@ def test_compatibility_levels_and_config(reg: Registry, admin: Principal) -> Non
         reg.set_global_compatibility(Compatibility.NONE, principal=Principal("t"))
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        '"string"',
+        '["null", "string"]',
+        '{"type": "array", "items": "int"}',
+        '{"type": "enum", "name": "E", "symbols": ["A"]}',
+        "[]",
+    ],
+)
+def test_versions_that_are_not_records_can_follow_and_precede_records(
+    reg: Registry, admin: Principal, other: str
+) -> None:
+    """A subject at level NONE may change between a record and any other Avro schema;
+    checking or registering either way is an answer, not a crash."""
+    reg.set_subject_compatibility("s", Compatibility.NONE, principal=admin)
+    assert reg.register("s", other, SchemaType.AVRO, principal=admin).version == 1
+    assert reg.candidate("s", V1, SchemaType.AVRO).accepted
+    assert reg.register("s", V1, SchemaType.AVRO, principal=admin).version == 2
+    assert reg.candidate("s", other, SchemaType.AVRO).accepted
+    assert reg.register("s", V2, SchemaType.AVRO, principal=admin).version == 3
+
+
+def test_a_record_in_a_union_is_resolved_like_a_record(reg: Registry, admin: Principal) -> None:
+    """A reader record's new field with a default is added to events written as the record
+    branch of a union."""
+    reg.set_subject_compatibility("u", Compatibility.NONE, principal=admin)
+    reg.register("u", f'["null", {V1}]', SchemaType.AVRO, principal=admin)
+    candidate = reg.candidate("u", V2, SchemaType.AVRO)
+    assert candidate.upcast(1, {"id": "a"}) == {"id": "a", "n": 0}
+
+
 def test_transitive_history(reg: Registry, admin: Principal) -> None:
     reg.register("t", avro(("a", "int"), ("b", "int")), SchemaType.AVRO, principal=admin)
     reg.register("t", avro(("a", "int")), SchemaType.AVRO, principal=admin)
