@@ -1,6 +1,7 @@
-"""Property-based run of the store, SQL, training-set and registry operations of the
-OpenAPI document with schemathesis, as a team (not admin), against a real serve: no
-generated request may get a 5xx, and every reference in the document resolves."""
+"""Property-based run of the store, SQL, training-set, registry, dead-letter, CDC, token and
+health operations of the OpenAPI document with schemathesis, as a team (not admin),
+against a real serve: no generated request may get a 5xx, and every reference in the
+document resolves."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
     from tests.conftest import Server
     from tests.integration.conftest import Stack
 
-PATHS = r"^/(v1/(sql|observations|features|training-sets|subjects)|schemas|config|subjects)"
+PATHS = (
+    r"^/(v1/(sql|observations|features|training-sets|subjects|dead-letters|cdc|tokens)"
+    r"|schemas|config|subjects|compatibility|mode|healthz|readyz|metrics)"
+)
 
 _openapi = create_app(Settings(data_dir=Path("unused"))).openapi()
 schema = schemathesis.openapi.from_dict(_openapi).include(path_regex=PATHS)
