@@ -1,0 +1,100 @@
+"""What the first-write-wins lookup of one load costs as `event_ids` grows, for ids that
+are time-ordered (the gateway's UUIDv7, the baseline) and for ids that are not (clients'
+own ids, UUIDv4), side by side in one run.
+
+    .venv/bin/python bench/id_lookup.py [--stored 1000000 4000000] [--runs 10]
+
+For each size, fills `event_ids` of a fresh chDB store (in a temporary directory) with that
+many ids of one subject (INSERT ... SELECT), then times ClickHouseSink's lookup of loads
+of 1,000 and 100,000 new ids of the same kind (one of them stored already, which the lookup
+must find) and prints the medians and the ratio random / time-ordered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this file's directory leads sys.path and its name could shadow a
+# package of the project: drop it before importing the project.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from materializer.loader import ClickHouseSink  # noqa: E402
+from materializer.loader._batch import Batch, EventColumns, Plan  # noqa: E402
+from migrations import apply_clickhouse_migrations  # noqa: E402
+from sluicegate.clickhouse import connect  # noqa: E402
+
+SUBJECT = "bench.ids"
+LOADS = (1_000, 100_000)
+
+
+def load(ids: list[str]) -> Batch:
+    batch = Batch(Plan.for_range("sg.bench.ids", 0, 0, len(ids) - 1), EventColumns(), [])
+    for i, event_id in enumerate(ids):
+        batch.events.append(
+            (event_id, SUBJECT, b"k", 0, 0, "http", "", "", None, None, 1, 1, 1, b"{}",
+             "sg.bench.ids", 0, i)
+        )  # fmt: skip
+    return batch
+
+
+def new_ids(client: Any, kind: str, n: int) -> list[str]:
+    """``n`` ids not stored yet: random, or time-ordered after the stored ones."""
+    if kind == "v4":
+        return [str(uuid.uuid4()) for _ in range(n)]
+    rows = client.query(f"SELECT toString(generateUUIDv7(number)) FROM numbers({n})")
+    return [r[0] for r in rows.result_rows]
+
+
+def lookups(stored: int, kind: str, runs: int) -> dict[int, float]:
+    """Median seconds of the lookup of each load size against ``stored`` ids of ``kind``."""
+    workdir = Path(tempfile.mkdtemp(prefix="sg-bench-ids-"))
+    try:
+        client = connect(None, workdir)
+        apply_clickhouse_migrations(client)
+        client.command(
+            f"INSERT INTO event_ids SELECT '{SUBJECT}', toString(generateUUID{kind}()), "
+            f"now64(3) FROM numbers({stored})"
+        )
+        client.command("OPTIMIZE TABLE event_ids FINAL")
+        known = str(client.command("SELECT event_id FROM event_ids LIMIT 1 OFFSET 12345"))
+        sink = ClickHouseSink(client)
+        out = {}
+        for size in LOADS:
+            took = []
+            for _ in range(runs):
+                batch = load([known, *new_ids(client, kind, size - 1)])
+                t = time.perf_counter()
+                found = sink._stored_ids([batch])
+                took.append(time.perf_counter() - t)
+                assert found == {(SUBJECT, known)}, found
+            out[size] = statistics.median(took)
+        client.close()
+        return out
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stored", type=int, nargs="+", default=[1_000_000, 4_000_000])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    print(f"{'stored ids':>12}{'load':>9}{'time-ordered':>15}{'random':>12}{'ratio':>8}")
+    for stored in args.stored:
+        ordered, random = lookups(stored, "v7", args.runs), lookups(stored, "v4", args.runs)
+        for size in LOADS:
+            o, r = ordered[size] * 1000, random[size] * 1000
+            print(f"{stored:>12,}{size:>9,}{o:>12.1f} ms{r:>9.1f} ms{r / o:>7.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
