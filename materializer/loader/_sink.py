@@ -16,6 +16,14 @@ IDS_TABLE = "event_ids"
 _STAGED_IDS = "_sg_load_ids"
 DEAD_LETTERS_TABLE = "dead_letters"
 PLANS_TABLE = "materializer_batches"
+# The staged ids the log holds. The event_id set filters first (a set of one String column
+# is several times cheaper per row than the pair's, which matters when ids are not
+# time-ordered and a load reads most granules of its subject); the pair decides.
+LOOKUP_STAGED_IDS = (
+    f"SELECT subject, event_id FROM {IDS_TABLE} "
+    f"WHERE event_id IN (SELECT event_id FROM {_STAGED_IDS}) "
+    f"AND (subject, event_id) IN (SELECT subject, event_id FROM {_STAGED_IDS})"
+)
 _PLAN_COLUMNS = ("topic", "partition", "first_offset", "last_offset", "token", "created_at")
 
 
@@ -107,10 +115,7 @@ class ClickHouseSink:
             column_names=("subject", "event_id"),
             column_oriented=True,
         )
-        rows = self._client.query(
-            f"SELECT subject, event_id FROM {IDS_TABLE} WHERE (subject, event_id) IN "
-            f"(SELECT subject, event_id FROM {_STAGED_IDS})"
-        ).result_rows
+        rows = self._client.query(LOOKUP_STAGED_IDS).result_rows
         return {(str(s), str(e)) for s, e in rows}
 
     def plans(self, topic: str, partition: int, from_offset: int) -> list[Plan]:
