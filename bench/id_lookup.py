@@ -10,7 +10,7 @@ of 1,000 and 100,000 new ids of the same kind (one of them stored already, which
 must find) and prints the medians of the lookup query (after the sink staged the ids) and
 the ratio random / time-ordered. Beside each, the baseline run on the same staged ids in
 alternating order: the pair alone (`(subject, event_id) IN`), as the loader looked ids up
-before it filtered by `event_id` first.
+before it matched subjects and ids as two single-column sets.
 """
 
 from __future__ import annotations

@@ -16,13 +16,14 @@ IDS_TABLE = "event_ids"
 _STAGED_IDS = "_sg_load_ids"
 DEAD_LETTERS_TABLE = "dead_letters"
 PLANS_TABLE = "materializer_batches"
-# The staged ids the log holds. The event_id set filters first (a set of one String column
-# is several times cheaper per row than the pair's, which matters when ids are not
-# time-ordered and a load reads most granules of its subject); the pair decides.
+# The stored (subject, event_id) among the staged ids' subjects and ids: every row returned
+# is a stored pair, and the caller matches pairs. Two sets of one column each, not one set
+# of pairs: a pair's set costs several times more per row read, which matters when ids are
+# not time-ordered and a load reads most granules of its subject.
 LOOKUP_STAGED_IDS = (
     f"SELECT subject, event_id FROM {IDS_TABLE} "
-    f"WHERE event_id IN (SELECT event_id FROM {_STAGED_IDS}) "
-    f"AND (subject, event_id) IN (SELECT subject, event_id FROM {_STAGED_IDS})"
+    f"WHERE subject IN (SELECT subject FROM {_STAGED_IDS}) "
+    f"AND event_id IN (SELECT event_id FROM {_STAGED_IDS})"
 )
 _PLAN_COLUMNS = ("topic", "partition", "first_offset", "last_offset", "token", "created_at")
 
