@@ -83,19 +83,25 @@ def compatibility_of(value: str) -> Compatibility:
         ) from None
 
 
+def avro_record_fields(node: Any) -> list[dict[str, Any]]:
+    """The fields of an Avro schema node: a record's, or those of the records among a
+    union's branches; none for a primitive, enum, array, map or fixed schema."""
+    if isinstance(node, list):
+        return [f for branch in node for f in avro_record_fields(branch)]
+    if isinstance(node, dict) and node.get("type") in ("record", "error"):
+        return list(node.get("fields", []))
+    return []
+
+
 def field_paths(schema_type: SchemaType, document: Any) -> set[str]:
     """Dotted paths of the fields of a record / object schema (for metadata checks)."""
     out: set[str] = set()
 
     def avro(node: Any, prefix: str) -> None:
-        if isinstance(node, list):
-            for branch in node:
-                avro(branch, prefix)
-        elif isinstance(node, dict) and node.get("type") in ("record", "error"):
-            for f in node["fields"]:
-                path = f"{prefix}{f['name']}"
-                out.add(path)
-                avro(f["type"], path + ".")
+        for f in avro_record_fields(node):
+            path = f"{prefix}{f['name']}"
+            out.add(path)
+            avro(f["type"], path + ".")
 
     def jsn(node: Any, prefix: str) -> None:
         if isinstance(node, dict):

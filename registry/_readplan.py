@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry._model import SubjectState, field_paths
+from registry._model import SubjectState, avro_record_fields, field_paths
 from registry._schemas import ParsedSchema
 from registry._types import SchemaType
 
@@ -167,22 +167,12 @@ def _substitute(source: Source, op: Mapping[str, Any]) -> Source:
     return source
 
 
-def _record_fields(document: Any) -> list[dict[str, Any]]:
-    """The top-level fields of an Avro schema: a record's, or those of the records among a
-    union's branches; none for a primitive, enum, array, map or fixed schema."""
-    if isinstance(document, list):
-        return [f for branch in document for f in _record_fields(branch)]
-    if isinstance(document, dict) and document.get("type") in ("record", "error"):
-        return list(document.get("fields", []))
-    return []
-
-
 def _avro_step(writer: ParsedSchema, reader: ParsedSchema) -> list[dict[str, Any]]:
     """Avro schema resolution as migration ops: a reader field the writer lacks takes its
     default; a field found under one of its aliases is moved."""
     ops: list[dict[str, Any]] = []
-    written = {f["name"] for f in _record_fields(writer.document)}
-    for f in _record_fields(reader.document):
+    written = {f["name"] for f in avro_record_fields(writer.document)}
+    for f in avro_record_fields(reader.document):
         if f["name"] in written:
             continue
         alias = next((a for a in f.get("aliases", []) if a in written), None)
