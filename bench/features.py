@@ -17,7 +17,8 @@ process first runs a TTL merge of its entity table (per-event rows expire contin
 
 3. Latency, in-process (FeatureStore.read: SQL generation + one chDB query + decoding):
    the floor, one entity x 10 features, and a batch of 100 random keys x 10 features;
-   CPU time per read (this process: Python and chDB); four threads reading at once.
+   CPU time per read (this process: Python and chDB); how much of a read is planning (its
+   SQL under EXPLAIN AST and EXPLAIN PLAN beside the read); four threads reading at once.
 4. Latency over HTTP: the same store served by a real `sluicegate serve` (the floor as
    `POST /v1/sql`, GET one entity, POST a batch of 100), measured with httpx keep-alive;
    then four concurrent clients (reads/s, p99) and the server's CPU time per read.
@@ -49,7 +50,8 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 
 from materializer.features import FeatureStore, parse_definitions  # noqa: E402
-from materializer.features.sql import entity_table  # noqa: E402
+from materializer.features._catalog import resolve_records  # noqa: E402
+from materializer.features.sql import entity_table, online_query  # noqa: E402
 from migrations import apply_clickhouse_migrations  # noqa: E402
 from registry import Principal, Registry, SchemaType, SubjectMetadata  # noqa: E402
 from sluicegate.clickhouse import connect  # noqa: E402
@@ -257,12 +259,35 @@ def build(data_dir: Path, entities: int, events: int) -> None:
         store.read("user", chunk, NAMES)
         batch.append((time.perf_counter() - t) * 1000)
     summary("batch of 100 keys x 10 features", batch, floor)
+    planning(store, reader, keys)
     threaded_reads(store, keys)
     sample = store.read("user", [keys[0]], NAMES)[0][keys[0]]
     print(f"  e.g. {keys[0]}: {sample}", flush=True)
     store.close()
     registry.close()
     client.close()
+
+
+def planning(store: FeatureStore, reader: Any, keys: list[str]) -> None:
+    """How much of one read (1 entity x 10 features) is ClickHouse parsing, analysing and
+    planning the query: the same SQL as the read, run, then under ``EXPLAIN AST`` (parsed
+    only) and ``EXPLAIN PLAN`` (parsed, analysed and planned, nothing read)."""
+    recs = resolve_records(store.records(), NAMES)
+    features = [(store.compiled(r), r.objects) for r in recs]
+    figures: dict[str, list[float]] = {"run": [], "EXPLAIN AST": [], "EXPLAIN PLAN": []}
+    for i in range(args.reads):
+        query = online_query(entity_table("user"), [keys[i]], features, int(time.time() * 1000))
+        for label, times in figures.items():
+            prefix = "" if label == "run" else label + " "
+            t = time.perf_counter()
+            reader.query(prefix + query.sql, settings={"max_threads": 1})
+            times.append((time.perf_counter() - t) * 1000)
+    run, parse, plan = (pct(figures[k], 0.5) for k in ("run", "EXPLAIN AST", "EXPLAIN PLAN"))
+    print(
+        f"  the read's SQL (p50): run {run:.2f} ms; parsed only {parse:.2f} ms; parsed, "
+        f"analysed and planned {plan:.2f} ms ({plan / run:.0%} of the run)",
+        flush=True,
+    )
 
 
 def threaded_reads(store: FeatureStore, keys: list[str], threads: int = 4) -> None:

@@ -294,7 +294,7 @@ def test_sql_templates_window_edges_are_exact() -> None:
     hi = now // b * b
     low = now - cf.window_ms
     assert f"(slot >= {low} AND kind = (slot < {lo} OR slot >= {hi})) AS _w0" in text
-    assert f"WHERE entity IN ['u\\'1', 'v'] AND slot < {now} GROUP BY entity" in text
+    assert f"PREWHERE entity IN ['u\\'1', 'v'] AND slot < {now} GROUP BY entity" in text
     assert "['u\\'1', 'v']" in text  # keys quoted by clickhouse-connect's formatter
     assert "sumIf(" not in text  # a count merges to 0, its default, without events
     assert "entity = 'x\\'y'" in sql.online_query("fs_user", ["x'y"], [(cf, objs)], now).sql
