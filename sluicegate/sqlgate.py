@@ -98,6 +98,7 @@ ALLOWED_OTHER = frozenset(
         "countDigits",
         "currentDatabase",
         "currentSchemas",
+        "defaultValueOfTypeName",
         "finalizeAggregation",
         "formatReadableDecimalSize",
         "formatReadableQuantity",

@@ -32,10 +32,12 @@ __all__ = [
     "PLACEHOLDER0",
     "AggregateCall",
     "CompiledExpression",
+    "column_names",
     "compile_aggregation",
     "compile_filter",
     "fill_template",
     "over_window",
+    "over_window_if",
     "set_aggregate",
     "split_aggregates",
     "split_arguments",
@@ -106,6 +108,25 @@ class AggregateCall:
         """The ``-MergeState`` form: states merged into a (coarser) state."""
         params = f"({self.params})" if self.params is not None else ""
         return f"{self.name}MergeState{params}({column})"
+
+    def if_sql(self, condition: str) -> str | None:
+        """The call over only the rows where ``condition`` holds: its ``-If`` form, or for a
+        call already ending in ``-If`` its own condition joined with ``condition``; None
+        when there is no such form (DISTINCT arguments, ``-If`` inside a chain of
+        combinators, whose condition may not be its last argument)."""
+        params = f"({self.params})" if self.params is not None else ""
+        if self.args.lstrip().upper().startswith("DISTINCT"):
+            return None
+        if self.name.endswith("If"):
+            args = split_arguments(self.args) if self.args.strip() else []
+            if not args:
+                return None
+            *rest, own = args
+            return f"{self.name}{params}({', '.join([*rest, f'({own}) AND {condition}'])})"
+        if "If" in self.name:
+            return None
+        joined = f"{self.args}, {condition}" if self.args.strip() else condition
+        return f"{self.name}If{params}({joined})"
 
     def merge_sql(self, column: str, condition: str | None = None) -> str:
         """The ``-Merge`` form over a state column (``-MergeIf`` with a row condition)."""
@@ -406,6 +427,23 @@ def over_window(sql: str, window: str, catalog: FunctionAllowlist | None) -> str
     template, calls = split_aggregates(sql, catalog)
     compiled = CompiledExpression(sql=sql, fields=(), aggregates=calls, template=template)
     return compiled.with_aggregates(f"{call.sql} OVER {window}" for call in calls)
+
+
+def over_window_if(
+    sql: str, window: str, catalog: FunctionAllowlist | None, condition: str
+) -> str | None:
+    """:func:`over_window` with each aggregate call over only the rows where ``condition``
+    holds (see :meth:`AggregateCall.if_sql`); None when a call has no such form."""
+    template, calls = split_aggregates(sql, catalog)
+    forms = [call.if_sql(condition) for call in calls]
+    if any(form is None for form in forms):
+        return None
+    return fill_template(template, (f"{form} OVER {window}" for form in forms))
+
+
+def column_names(sql: str) -> set[str]:
+    """The names of the columns an expression reads (lambda parameters included)."""
+    return {c.name for c in sqlglot.parse_one(sql, dialect=DIALECT).find_all(exp.Column)}
 
 
 def compile_filter(

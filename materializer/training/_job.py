@@ -99,6 +99,7 @@ class TrainingJob:
         self._hot_events = hot_events_per_window
         self._hot: dict[str, list[str]] | None = None
         self._differences: dict[str, str] | None = None
+        self._event_types: dict[str, str] | None = None
         self._table: pa.Table | None = None
         self._report: TrainingReport | None = None
 
@@ -126,6 +127,20 @@ class TrainingJob:
                     if sql.is_invertible(f, str(t), names)
                 }
         return self._differences
+
+    def _events_columns(self) -> dict[str, str]:
+        """The `events` table's columns and their types, in table order."""
+        if self._event_types is None:
+            try:
+                rows = self._client.query(
+                    "SELECT name, type FROM system.columns WHERE database = {db:String} "
+                    "AND table = 'events' ORDER BY position",
+                    parameters={"db": self.database},
+                ).result_rows
+            except ClickHouseError as exc:
+                raise _map_error(exc) from exc
+            self._event_types = {str(name): str(kind) for name, kind in rows}
+        return self._event_types
 
     def to_sql(self) -> str:
         """The ClickHouse query, runnable as-is in clickhouse-client on the same tables."""
@@ -166,6 +181,7 @@ class TrainingJob:
                 audit=audit,
                 differences=self._difference_types(),
                 hot=self._hot_entities(),
+                event_types=self._events_columns(),
             )
         except ValueError as exc:  # an aggregation without an aggregate function call
             raise BadRequest(f"features: {exc}") from exc

@@ -6,15 +6,18 @@ same tables. Its shape, one named CTE per step:
 ``spine``
     the rows to label: ``observation_id``, ``observed_at``, one column per entity type,
     the label columns.
-``f_<feature>`` (lifetime features)
-    ``f_<feature>__running``: the feature's aggregate evaluated as a running window
-    function over the entity's events in (occurred_at, ingested_at, source position, event_id)
-    order;
-    ``f_<feature>__history``: one row per entity and time, the value once every event at
-    that time is in; ``f_<feature>``: ``ASOF LEFT JOIN`` of the spine to the last history
-    row strictly before ``observed_at``. Linear in events + spine rows, whatever the
-    skew: a hot entity is one sorted run, never a cross product.
-``f_<feature>`` (windowed features)
+``<group>`` (lifetime features, and windowed counts and integer sums)
+    ``<group>__running``: the features' aggregates (``-If`` over events only) evaluated as
+    running window functions over the entity's events in (occurred_at, ingested_at,
+    source position, event_id) order, with the spine rows sorted in before the events at
+    their time (and again at observed_at - window for a windowed total); ``<group>``: the
+    values on each spine row's rows. Linear in events + spine rows, whatever the skew: a
+    hot entity is one sorted run, never a cross product. (An aggregate without an ``-If``
+    form: one history row per entity and time and an ``ASOF LEFT JOIN`` of the spine.)
+``<group>`` (windowed distinct counts)
+    a running sum of +1 when a value is seen and -1 when its span in the window ends,
+    with the spine rows sorted in.
+``<group>`` (other windowed features)
     the events of the entity in [observed_at - window, observed_at), matched through
     window-sized time buckets (each spine row looks at two buckets), then aggregated per
     spine row. The work per row is bounded by the events of two windows, never the
@@ -40,8 +43,10 @@ from clickhouse_connect.driver.binding import format_str, quote_identifier
 from materializer.features._expr import (
     ORDER_COLUMNS_SQL,
     PLACEHOLDER0,
+    column_names,
     fill_template,
     over_window,
+    over_window_if,
     split_aggregates,
     split_arguments,
 )
@@ -452,6 +457,107 @@ def _running_ctes(
     )
 
 
+def _merged_running_ctes(
+    g: _Group,
+    database: str,
+    arrival_time: bool,
+    functions: FunctionAllowlist,
+    event_types: Mapping[str, str],
+) -> str | None:
+    """The running group in one pass: the spine rows (at observed_at, and at observed_at -
+    window for each window of a running difference) sorted in with the entity's events,
+    a spine row before the events at its own time; the running values on a spine row are
+    those of the events strictly before it. One sort of events + spine rows, no history
+    table and no joins against it (a 10M-event group: 23.4 -> 16.2 s). None when an
+    aggregate has no ``-If`` form (the caller falls back to :func:`_running_ctes`)."""
+    event = "_ev = 1"
+    values = [over_window_if(f.value_agg, "running", functions, event) for f in g.features]
+    if any(v is None for v in values):
+        return None
+    used = {"occurred_at", "ingested_at", "source_lsn", "event_id"}
+    for f in g.features:
+        used |= column_names(f.value_agg)
+    columns = [c for c in event_types if c in used]
+    at = "greatest(occurred_at, ingested_at)" if arrival_time else "occurred_at"
+    key = ident(g.entity_type)
+    windows = sorted({f.window_ms for f in g.features if f.window_ms is not None})
+    defaults = ", ".join(f"defaultValueOfTypeName({literal(event_types[c])})" for c in columns)
+    marks = [(0, OBSERVED_AT)] + [
+        (i + 1, f"{OBSERVED_AT} - toIntervalMillisecond({w})") for i, w in enumerate(windows)
+    ]
+    union = [
+        f"{_INDENT * 3}SELECT {g.entity_expr} AS entity, {at} AS at, toUInt8(1) AS _ev, "
+        f"'' AS observation_id, toUInt8(0) AS _mark, {', '.join(columns)}",
+        f"{_INDENT * 3}FROM {_table(database, 'events')} FINAL",
+        _events_where(g, _INDENT * 3),
+    ]
+    for mark, when in marks:
+        union += [
+            f"{_INDENT * 3}UNION ALL",
+            f"{_INDENT * 3}SELECT assumeNotNull({key}), {when}, toUInt8(0), observation_id, "
+            f"toUInt8({mark}), {defaults}",
+            f"{_INDENT * 3}FROM spine WHERE {key} IS NOT NULL",
+        ]
+    lineage = [f"maxIf(occurred_at, {event}) OVER running AS r_last_occurred"]
+    if arrival_time:
+        lineage.append(f"maxIf(ingested_at, {event}) OVER running AS r_last_ingested")
+    running = [
+        "observation_id, _mark, _ev, at",
+        *(f"{v} AS r_{f.name}" for f, v in zip(g.features, values, strict=True)),
+        f"countIf({event}) OVER running AS r_n",
+        *lineage,
+    ]
+    last = "anyIf(r_last_occurred, _mark = 0)"
+    out = ["observation_id"]
+    for f in g.features:
+        if f.window_ms is None:
+            out.append(f"anyIf(r_{f.name}, _mark = 0) AS {f.name}")
+            out.append(f"{last} AS {f.name}__last_occurred_at")
+        else:
+            mark = windows.index(f.window_ms) + 1
+            out.append(
+                f"CAST(anyIf(r_{f.name}, _mark = 0) - anyIf(r_{f.name}, _mark = {mark}) "
+                f"AS {g.differences[f.name]}) AS {f.name}"
+            )
+            out.append(
+                f"if({last} >= anyIf(at, _mark = {mark}), {last}, NULL) "
+                f"AS {f.name}__last_occurred_at"
+            )
+        if arrival_time:
+            out.append(f"anyIf(r_last_ingested, _mark = 0) AS {f.name}__last_ingested_at")
+    order = f"at, _ev, {ORDER_COLUMNS_SQL}"
+    what = "observed_at" + (" and at observed_at - window (for windowed totals)" if windows else "")
+    return "\n".join(
+        [
+            *_group_header(g),
+            f"-- the spine rows (at {what}) sorted in with the events in ({order}) order:",
+            "-- the running values on a spine row are those of the events strictly before it",
+            f"{g.cte}__running AS (",
+            f"{_INDENT}SELECT *",
+            f"{_INDENT}FROM (",
+            f"{_INDENT * 2}SELECT",
+            ",\n".join(f"{_INDENT * 3}{c}" for c in running),
+            f"{_INDENT * 2}FROM (",
+            *union,
+            f"{_INDENT * 2})",
+            f"{_INDENT * 2}WINDOW running AS (PARTITION BY entity ORDER BY {order}",
+            f"{_INDENT * 5}ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            f"{_INDENT})",
+            f"{_INDENT}WHERE _ev = 0",
+            "),",
+            "-- each spine row with events before it: the values on its rows (a running",
+            "-- difference: the row at observed_at minus the one at observed_at - window)",
+            f"{g.cte} AS (",
+            f"{_INDENT}SELECT",
+            ",\n".join(f"{_INDENT * 2}{c}" for c in out),
+            f"{_INDENT}FROM {g.cte}__running",
+            f"{_INDENT}GROUP BY observation_id",
+            f"{_INDENT}HAVING anyIf(r_n, _mark = 0) > 0",
+            ")",
+        ]
+    )
+
+
 def _direct_select(
     g: _Group, database: str, arrival_time: bool, cold: str | None = None
 ) -> list[str]:
@@ -645,12 +751,14 @@ def _distinct_cte(g: _Group, database: str) -> str:
     """A windowed distinct count from the times each value is seen: the value an event
     carries is in the window of every t in (its time, min(its value's next time, its time
     + w)], so the count at t is the number of events before t minus the number of those
-    intervals ending before t — two running counts and an ASOF join, linear in the events
-    however they are spread over entities."""
+    intervals ending before t: one running sum over those changes with the spine rows
+    sorted in, linear in the events however they are spread over entities (a 10M-event
+    group: 21.2 -> X s against an ASOF join of the spine to a table of the changes)."""
     w = g.window_ms
     assert w is not None and g.distinct is not None
     (f,) = g.features
     c = g.cte
+    key = ident(g.entity_type)
     ms = _ms("occurred_at")
     return "\n".join(
         [
@@ -670,31 +778,34 @@ def _distinct_cte(g: _Group, database: str) -> str:
             f"{_INDENT * 2}  AND value IS NOT NULL",
             f"{_INDENT})",
             "),",
-            "-- the count of values in the window after each change: +1 when a value is seen, "
-            "-1 when its span ends",
+            "-- the count of values in the window on each spine row: +1 when a value is seen, "
+            "-1 when its span ends;",
+            "-- a spine row sorts before the changes at its own time (it counts those strictly "
+            "before)",
             f"{c}__history AS (",
-            f"{_INDENT}SELECT entity, at, sum(delta) OVER running AS n, "
+            f"{_INDENT}SELECT observation_id, n, last_seen FROM (",
+            f"{_INDENT * 2}SELECT observation_id, _ev, sum(delta) OVER running AS n, "
             "max(seen) OVER running AS last_seen",
-            f"{_INDENT}FROM (SELECT entity, at, sum(delta) AS delta, max(seen) AS seen FROM (",
-            f"{_INDENT * 2}SELECT entity, ms AS at, 1 AS delta, toNullable(ms) AS seen "
+            f"{_INDENT * 2}FROM (",
+            f"{_INDENT * 3}SELECT entity, ms AS at, toUInt8(1) AS _ev, 1 AS delta, "
+            f"toNullable(ms) AS seen, '' AS observation_id FROM {c}__seen",
+            f"{_INDENT * 3}UNION ALL SELECT entity, end_ms, toUInt8(1), -1, NULL, '' "
             f"FROM {c}__seen",
-            f"{_INDENT * 2}UNION ALL SELECT entity, end_ms AS at, -1 AS delta, NULL AS seen "
-            f"FROM {c}__seen",
-            f"{_INDENT}) GROUP BY entity, at)",
-            f"{_INDENT}WINDOW running AS (PARTITION BY entity ORDER BY at "
+            f"{_INDENT * 3}UNION ALL SELECT assumeNotNull({key}), {_ms(OBSERVED_AT)}, "
+            f"toUInt8(0), 0, NULL, observation_id FROM spine WHERE {key} IS NOT NULL",
+            f"{_INDENT * 2})",
+            f"{_INDENT * 2}WINDOW running AS (PARTITION BY entity ORDER BY at, _ev "
             "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            f"{_INDENT})",
+            f"{_INDENT}WHERE _ev = 0",
             "),",
-            "-- each spine row takes the count after the last change strictly before observed_at",
             f"{c} AS (",
-            f"{_INDENT}SELECT s.observation_id AS observation_id, "
-            f"CAST(h.n AS Nullable(UInt64)) AS {f.name},",
-            f"{_INDENT * 2}fromUnixTimestamp64Milli(h.last_seen, 'UTC') AS "
+            f"{_INDENT}SELECT observation_id, CAST(n AS Nullable(UInt64)) AS {f.name},",
+            f"{_INDENT * 2}fromUnixTimestamp64Milli(last_seen, 'UTC') AS "
             f"{f.name}__last_occurred_at,",
             f"{_INDENT * 2}CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS "
             f"{f.name}__first_occurred_at",
-            f"{_INDENT}FROM (SELECT observation_id, {_ms(OBSERVED_AT)} AS t, "
-            f"{ident(g.entity_type)} AS entity FROM spine) AS s",
-            f"{_INDENT}ASOF LEFT JOIN {c}__history AS h ON h.entity = s.entity AND s.t > h.at",
+            f"{_INDENT}FROM {c}__history",
             ")",
         ]
     )
@@ -771,13 +882,16 @@ def training_set_sql(
     audit: bool = False,
     differences: Mapping[str, str] | None = None,
     hot: Mapping[str, Sequence[str]] | None = None,
+    event_types: Mapping[str, str] | None = None,
 ) -> str:
     """The extraction query. With ``audit``, each feature also returns the time range of
     the events it used (``<feature>__last_occurred_at`` ...), which :func:`audit_sql` checks.
     ``differences`` maps windowed features whose value is a difference of running totals
     (see :func:`is_invertible`) to their value type. ``hot`` maps windowed groups (their
     CTE name, see :func:`plan_groups`) to the entities whose rows read bucket states
-    (:func:`hot_entities_sql` finds them)."""
+    (:func:`hot_entities_sql` finds them). ``event_types`` (the `events` table's columns
+    and their types, in table order) lets running groups sort the spine rows in with the
+    events (:func:`_merged_running_ctes`); without it they join a history table."""
     mode = (
         "arrival time: events with occurred_at < observed_at AND ingested_at < observed_at"
         if arrival_time
@@ -797,7 +911,10 @@ def training_set_sql(
     ctes = [_spine_cte(spine, database)]
     for g in groups:
         if g.window_ms is None:
-            ctes.append(_running_ctes(g, database, arrival_time, functions))
+            merged = None
+            if event_types:
+                merged = _merged_running_ctes(g, database, arrival_time, functions, event_types)
+            ctes.append(merged or _running_ctes(g, database, arrival_time, functions))
         elif g.distinct is not None:
             ctes.append(_distinct_cte(g, database))
         else:

@@ -193,3 +193,44 @@ def test_bad_names_and_clashes_are_refused() -> None:
 )
 def test_label_types(types: list[str], want: str) -> None:
     assert label_type(types) == want
+
+
+def test_if_forms_of_aggregate_calls() -> None:
+    """A running group sorts the spine rows in with the events and aggregates only the
+    events: each call's -If form, or its own condition joined with the event's."""
+    from materializer.features._expr import AggregateCall, over_window_if
+
+    ev = "_ev = 1"
+    assert AggregateCall("count", None, "").if_sql(ev) == "countIf(_ev = 1)"
+    assert AggregateCall("sumIf", None, "x, x > 1").if_sql(ev) == "sumIf(x, (x > 1) AND _ev = 1)"
+    assert AggregateCall("quantile", "0.5", "x").if_sql(ev) == "quantileIf(0.5)(x, _ev = 1)"
+    assert AggregateCall("sumOrNull", None, "x").if_sql(ev) == "sumOrNullIf(x, _ev = 1)"
+    assert AggregateCall("sum", None, "DISTINCT x").if_sql(ev) is None
+    assert AggregateCall("sumIfArray", None, "xs, cs").if_sql(ev) is None  # conditions: an array
+    assert (
+        over_window_if("sum(x) / count()", "w", NAMES, ev)
+        == "sumIf(x, _ev = 1) OVER w / countIf(_ev = 1) OVER w"
+    )
+
+
+def test_running_groups_sort_spine_rows_in_unless_a_call_has_no_if_form() -> None:
+    spine = ResolvedSpine(kind="observations", source="s", entities={"user": "user"})
+    types = {"event_id": "String", "occurred_at": "DateTime64(3, 'UTC')", "payload": "String"}
+    types |= {"ingested_at": "DateTime64(3, 'UTC')", "source_lsn": "Nullable(UInt64)"}
+
+    def text(agg: str) -> str:
+        return tsql.training_set_sql(
+            spine,
+            [_spec("a", agg)],
+            database="sluicegate",
+            arrival_time=False,
+            functions=NAMES,
+            event_types=types,
+        )
+
+    merged = text("count()")
+    assert "countIf(_ev = 1) OVER running" in merged and "ASOF" not in merged
+    assert "defaultValueOfTypeName('Nullable(UInt64)')" in merged  # the spine rows' columns
+    assert "ORDER BY at, _ev, occurred_at" in merged  # a spine row before events at its time
+    fallback = text("sumIfOrNull(JSONExtract(payload, 'x', 'Int64'), 1)")
+    assert "ASOF LEFT JOIN" in fallback and "s.observed_at > h.at" in fallback
