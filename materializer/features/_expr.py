@@ -37,7 +37,6 @@ __all__ = [
     "compile_filter",
     "fill_template",
     "over_window",
-    "over_window_if",
     "set_aggregate",
     "split_aggregates",
     "split_arguments",
@@ -427,18 +426,6 @@ def over_window(sql: str, window: str, catalog: FunctionAllowlist | None) -> str
     template, calls = split_aggregates(sql, catalog)
     compiled = CompiledExpression(sql=sql, fields=(), aggregates=calls, template=template)
     return compiled.with_aggregates(f"{call.sql} OVER {window}" for call in calls)
-
-
-def over_window_if(
-    sql: str, window: str, catalog: FunctionAllowlist | None, condition: str
-) -> str | None:
-    """:func:`over_window` with each aggregate call over only the rows where ``condition``
-    holds (see :meth:`AggregateCall.if_sql`); None when a call has no such form."""
-    template, calls = split_aggregates(sql, catalog)
-    forms = [call.if_sql(condition) for call in calls]
-    if any(form is None for form in forms):
-        return None
-    return fill_template(template, (f"{form} OVER {window}" for form in forms))
 
 
 def column_names(sql: str) -> set[str]:

@@ -46,7 +46,6 @@ from materializer.features._expr import (
     column_names,
     fill_template,
     over_window,
-    over_window_if,
     split_aggregates,
     split_arguments,
 )
@@ -472,11 +471,18 @@ def _merged_running_ctes(
     None when an aggregate has no ``-If`` form (the caller falls back to
     :func:`_running_ctes`)."""
     event = "_ev = 1"
-    values = [over_window_if(f.value_agg, "running", functions, event) for f in g.features]
-    if any(v is None for v in values):
-        return None
+    # each distinct aggregate call once, as a running window column r_<i> (ClickHouse
+    # 26.9 computes two identical -If window functions inconsistently: one came back empty)
+    calls: dict[str, str] = {}
+    values: list[tuple[FeatureSpec, str, list[str]]] = []  # feature, template, its columns
     used = {"occurred_at", "ingested_at", "source_lsn", "event_id"}
     for f in g.features:
+        template, aggregates = split_aggregates(f.value_agg, functions)
+        forms = [a.if_sql(event) for a in aggregates]
+        if any(form is None for form in forms) or column_names(template) & set(event_types):
+            return None  # no -If form, or the expression reads a column outside its calls
+        names = [calls.setdefault(str(form), f"r_{len(calls)}") for form in forms]
+        values.append((f, template, names))
         used |= column_names(f.value_agg)
     columns = [c for c in event_types if c in used]
     at = "greatest(occurred_at, ingested_at)" if arrival_time else "occurred_at"
@@ -504,28 +510,37 @@ def _merged_running_ctes(
         lineage.append(f"maxIf(ingested_at, {event}) OVER running AS r_last_ingested")
     running = [
         "observation_id, _mark, _ev, at",
-        *(f"{v} AS r_{f.name}" for f, v in zip(g.features, values, strict=True)),
+        *(f"{form} OVER running AS {name}" for form, name in calls.items()),
         f"countIf({event}) OVER running AS r_n",
         *lineage,
     ]
-    last = "anyIf(r_last_occurred, _mark = 0)"
+    on_spine = ["observation_id, _mark, at, r_n", *(c.split(" AS ")[-1] for c in lineage)]
+    # per spine row: the calls on its row at observed_at (e_*) and, for a windowed total,
+    # on its row at observed_at - window (s<mark>_*); the expressions are computed from
+    # them only for rows with events (an expression need not hold for no events at all)
+    picked = ["observation_id", "anyIf(r_last_occurred, _mark = 0) AS last_occurred"]
+    if arrival_time:
+        picked.append("anyIf(r_last_ingested, _mark = 0) AS last_ingested")
+    picked += [f"anyIf({name}, _mark = 0) AS e_{name}" for name in calls.values()]
     out = ["observation_id"]
-    for f in g.features:
+    for f, template, names in values:
+        end = fill_template(template, [f"e_{n}" for n in names])
         if f.window_ms is None:
-            out.append(f"anyIf(r_{f.name}, _mark = 0) AS {f.name}")
-            out.append(f"{last} AS {f.name}__last_occurred_at")
+            out.append(f"{end} AS {f.name}")
+            out.append(f"last_occurred AS {f.name}__last_occurred_at")
         else:
             mark = windows.index(f.window_ms) + 1
+            picked += [f"anyIf({n}, _mark = {mark}) AS s{mark}_{n}" for n in names]
+            picked.append(f"anyIf(at, _mark = {mark}) AS start_{mark}")
+            begin = fill_template(template, [f"s{mark}_{n}" for n in names])
+            out.append(f"CAST(({end}) - ({begin}) AS {g.differences[f.name]}) AS {f.name}")
             out.append(
-                f"CAST(anyIf(r_{f.name}, _mark = 0) - anyIf(r_{f.name}, _mark = {mark}) "
-                f"AS {g.differences[f.name]}) AS {f.name}"
-            )
-            out.append(
-                f"if({last} >= anyIf(at, _mark = {mark}), {last}, NULL) "
+                f"if(last_occurred >= start_{mark}, last_occurred, NULL) "
                 f"AS {f.name}__last_occurred_at"
             )
         if arrival_time:
-            out.append(f"anyIf(r_last_ingested, _mark = 0) AS {f.name}__last_ingested_at")
+            out.append(f"last_ingested AS {f.name}__last_ingested_at")
+    picked = list(dict.fromkeys(picked))
     order = f"at, _ev, {ORDER_COLUMNS_SQL}"
     what = "observed_at" + (" and at observed_at - window (for windowed totals)" if windows else "")
     return "\n".join(
@@ -534,7 +549,7 @@ def _merged_running_ctes(
             f"-- the spine rows (at {what}) sorted in with the events in ({order}) order:",
             "-- the running values on a spine row are those of the events strictly before it",
             f"{g.cte}__running AS (",
-            f"{_INDENT}SELECT *",
+            f"{_INDENT}SELECT " + ", ".join([*on_spine, *calls.values()]),
             f"{_INDENT}FROM (",
             f"{_INDENT * 2}SELECT",
             ",\n".join(f"{_INDENT * 3}{c}" for c in running),
@@ -551,9 +566,12 @@ def _merged_running_ctes(
             f"{g.cte} AS (",
             f"{_INDENT}SELECT",
             ",\n".join(f"{_INDENT * 2}{c}" for c in out),
-            f"{_INDENT}FROM {g.cte}__running",
-            f"{_INDENT}GROUP BY observation_id",
-            f"{_INDENT}HAVING anyIf(r_n, _mark = 0) > 0",
+            f"{_INDENT}FROM (",
+            f"{_INDENT * 2}SELECT " + ", ".join(picked),
+            f"{_INDENT * 2}FROM {g.cte}__running",
+            f"{_INDENT * 2}GROUP BY observation_id",
+            f"{_INDENT * 2}HAVING anyIf(r_n, _mark = 0) > 0",
+            f"{_INDENT})",
             ")",
         ]
     )
