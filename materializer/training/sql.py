@@ -467,7 +467,7 @@ def _merged_running_ctes(
     window for each window of a running difference) sorted in with the entity's events,
     a spine row before the events at its own time; the running values on a spine row are
     those of the events strictly before it. One sort of events + spine rows, no history
-    table and no joins against it (the full-scale bench/training.py query: 87 -> 55 s).
+    table and no joins against it (the full-scale bench/training.py extraction: 79 -> 54 s).
     None when an aggregate has no ``-If`` form (the caller falls back to
     :func:`_running_ctes`)."""
     event = "_ev = 1"
