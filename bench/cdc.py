@@ -9,9 +9,11 @@ Uses the running local stack (PostgreSQL, Kafka, the shared Connect worker) and 
 1. latency: single-row INSERT transactions at a fixed rate; for each, the time from the
    commit returning to the client until the governed record is consumed from
    sg.cdc.<db>.<table> (p50, p99, max);
-2. bulk, end to end: one UPDATE of every row (--rows) in one transaction; time from the
-   commit until the last governed record, with the raw Debezium topic's own timeline
-   beside it (where the time goes);
+2. bulk, end to end: one UPDATE of every row (--rows) in one transaction, --warmup times
+   untimed (a Connect worker that has run for a while has compiled its hot paths; a fresh
+   JVM is still compiling them, and its rate is printed beside) and then --runs times;
+   the median time from the commit until the last governed record, with the raw Debezium
+   topic's own timeline beside it (where the time goes);
 3. bulk, catch-up: the same UPDATE with the server stopped, so the raw topic holds every
    change before the bridge starts; then the bridge's catch-up rate inside the restarted
    server (first to last governed record);
@@ -25,6 +27,7 @@ The table, connector, slot, publication and topics are removed at the end.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -34,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +71,7 @@ class Arrivals(threading.Thread):
         super().__init__(daemon=True)
         self.topic = topic
         self.times: list[tuple[float, bytes | None, str]] = []  # (arrival, key, op)
+        self.ops: collections.Counter[str] = collections.Counter()
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
@@ -94,11 +99,13 @@ class Arrivals(threading.Thread):
                 op = next((v.decode() for k, v in (m.headers() or []) if k == "ce_op"), "")
                 with self.lock:
                     self.times.append((now, m.key(), op))
+                    self.ops[op] += 1
         c.close()
 
     def count(self, op: str | None = None) -> int:
+        """Records seen (of one op); constant time, as the waits poll it every 10 ms."""
         with self.lock:
-            return sum(1 for _, _, o in self.times if op is None or o == op)
+            return len(self.times) if op is None else self.ops[op]
 
     def snapshot(self) -> list[tuple[float, bytes | None, str]]:
         with self.lock:
@@ -145,6 +152,28 @@ def _healthy(url: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Bulk:
+    """One bulk update's timeline, in seconds: commit -> last raw record, commit -> last
+    governed record, and first -> last governed record."""
+
+    raw: float
+    governed: float
+    bridge: float
+
+
+def _bulk(pg: psycopg.Connection, table: str, n: int, rawc: Arrivals, gov: Arrivals) -> Bulk:
+    """UPDATE the first ``n`` rows of ``table`` in one transaction and time its changes."""
+    raw_before, gov_before = rawc.count(), gov.count()
+    pg.execute(f"UPDATE {table} SET v = v + 1 WHERE id <= %s", (n,))
+    t_commit = time.time()
+    _wait(lambda: rawc.count() >= raw_before + n, 600, "raw changes")
+    raw_last = max(t for t, _, _ in rawc.snapshot()[raw_before:])
+    _wait(lambda: gov.count() >= gov_before + n, 600, "governed updates")
+    ups = [t for t, _, op in gov.snapshot()[gov_before:] if op == "u"]
+    return Bulk(raw_last - t_commit, max(ups) - t_commit, max(ups) - min(ups))
+
+
 def _copy_topic(src: str, dst: str, count: int) -> None:
     c = Consumer(
         {
@@ -170,7 +199,7 @@ def _copy_topic(src: str, dst: str, count: int) -> None:
     c.close()
 
 
-def _bridge_alone(name: str, table: str, raw: str, n: int, work: Path, total: int) -> None:
+def _bridge_alone(name: str, table: str, raw: str, updates: int, work: Path, total: int) -> None:
     alone = f"{name}x"
     cfg = parse_config(
         {
@@ -196,12 +225,12 @@ def _bridge_alone(name: str, table: str, raw: str, n: int, work: Path, total: in
     out.start()
     bridge.start()
     try:
-        _wait(lambda: out.count("u") >= 2 * n, 600, "the bridge alone")
+        _wait(lambda: out.count("u") >= updates, 600, "the bridge alone")
         ups = [t for t, _, op in out.snapshot() if op == "u"]
         span = max(ups) - min(ups)
         print(
-            f"bridge alone (own process, {2 * n:,} raw changes): {span:.1f} s "
-            f"({2 * n / span:,.0f} changes/s)"
+            f"bridge alone (own process, {updates:,} raw changes): {span:.1f} s "
+            f"({updates / span:,.0f} changes/s)"
         )
     finally:
         out.stop.set()
@@ -216,6 +245,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--rate", type=float, default=20.0, help="latency inserts per second")
+    ap.add_argument("--runs", type=int, default=3, help="timed bulk updates (median printed)")
+    ap.add_argument("--warmup", type=int, default=1, help="bulk updates before the timed ones")
     args = ap.parse_args()
 
     u = uuid.uuid4().hex[:8]
@@ -295,40 +326,39 @@ def main() -> None:
             f"p99 {_pct(raw_lat, 0.99):.0f} ms, max {max(raw_lat):.0f} ms"
         )
 
-        # 2. bulk update, end to end
+        # 2. bulk update, end to end: warm-up runs first (a long-running Connect worker has
+        # compiled its hot paths; a fresh JVM is still compiling them), then --runs timed runs
         n = args.rows
-        t0 = time.time()
-        pg.execute(f"UPDATE {table} SET v = v + 1 WHERE id <= %s", (n,))
-        t_commit = time.time()
-        _wait(lambda: rawc.count() >= 1 + args.latency_samples + n, 600, "raw changes")
-        raw_last = max(t for t, _, _ in rawc.snapshot())
-        _wait(lambda: gov.count("u") >= n, 600, "governed updates")
-        ups = [t for t, _, op in gov.snapshot() if op == "u"]
-        g_first, g_last = min(ups), max(ups)
-        print(f"bulk UPDATE of {n:,} rows (one transaction, {t_commit - t0:.1f} s in PostgreSQL):")
+        warm = [_bulk(pg, table, n, rawc, gov) for _ in range(args.warmup)]
+        timed = [_bulk(pg, table, n, rawc, gov) for _ in range(args.runs)]
         print(
-            f"  commit -> last raw Debezium record: {raw_last - t_commit:.1f} s "
-            f"({n / (raw_last - t_commit):,.0f} changes/s)"
+            f"bulk UPDATE of {n:,} rows in one transaction, {args.runs} runs after {args.warmup} "
+            "warm-up:"
         )
-        print(
-            f"  commit -> last governed record:     {g_last - t_commit:.1f} s "
-            f"({n / (g_last - t_commit):,.0f} changes/s end to end)"
-        )
-        print(
-            f"  first -> last governed record:      {g_last - g_first:.1f} s "
-            f"({n / (g_last - g_first):,.0f} changes/s while Debezium feeds the bridge)"
-        )
+        for label, pick in (
+            ("commit -> last raw Debezium record", lambda b: b.raw),
+            ("commit -> last governed record    ", lambda b: b.governed),
+            ("first -> last governed record     ", lambda b: b.bridge),
+        ):
+            rates = [n / pick(b) for b in timed]
+            print(
+                f"  {label}: median {n / statistics.median(pick(b) for b in timed):,.0f} changes/s"
+                f" (runs {', '.join(f'{r:,.0f}' for r in rates)}"
+                + (f"; warm-up {', '.join(f'{n / pick(b):,.0f}' for b in warm)}" if warm else "")
+                + ")"
+            )
 
         # 3. the bridge alone, catching up on a full raw topic
         server.terminate()
         server.wait(60)
         server = None
         before_raw = rawc.count()
+        bulks = args.warmup + args.runs
         pg.execute(f"UPDATE {table} SET v = v + 1 WHERE id <= %s", (n,))
         _wait(lambda: rawc.count() >= before_raw + n, 600, "raw changes (server stopped)")
         before = len(gov.snapshot())
         server, _ = _start_server(work / "data", env)
-        _wait(lambda: gov.count("u") >= 2 * n, 600, "governed catch-up")
+        _wait(lambda: gov.count("u") >= (bulks + 1) * n, 600, "governed catch-up")
         catch = [t for t, _, op in gov.snapshot()[before:] if op == "u"]
         print(
             f"bridge catch-up of {n:,} changes already in the raw topic: "
@@ -339,7 +369,7 @@ def main() -> None:
         server.terminate()
         server.wait(60)
         server = None
-        _bridge_alone(name, table, raw, n, work, rawc.count())
+        _bridge_alone(name, table, raw, n * (bulks + 1), work, rawc.count())
     finally:
         gov.stop.set()
         rawc.stop.set()

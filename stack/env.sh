@@ -18,7 +18,7 @@ PGPASS_CDC=${SLUICEGATE_PG_PASSWORD:-cdc}
 PGROOT=${SLUICEGATE_PG_ROOT:-${TMPDIR:-/tmp}/sluicegate-pg-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)}
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 JAVA_COMMON=(-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
-             -XX:+ExplicitGCInvokesConcurrent -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+             -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
              -Dlog4j2.configurationFile="$ROOT/stack/kafka/log4j2.properties")
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
