@@ -169,7 +169,7 @@ class DatabaseConfig(_Strict):
     )
     slot_name: str | None = Field(None, pattern=r"^[a-z0-9_]{1,63}$")
     publication_name: str | None = Field(None, pattern=r"^[a-z0-9_]{1,63}$")
-    poll_interval_ms: int = Field(100, ge=10, le=10_000)
+    poll_interval_ms: int = Field(20, ge=10, le=10_000)
     max_batch_size: int = Field(
         8192,
         ge=256,

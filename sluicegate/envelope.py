@@ -45,6 +45,7 @@ class CdcOp(StrEnum):
 
 _SOURCES = {s.value.encode(): s for s in Source}
 _OPS = {o.value.encode(): o for o in CdcOp}
+_OP_BYTES = {o: o.value.encode() for o in CdcOp}
 
 # CloudEvents attributes (ce_*) and Sluicegate's extensions (lower-case alphanumerics only,
 # as the CloudEvents spec requires of extension names).
@@ -178,10 +179,17 @@ class SharedHeaders:
             (H_SOURCE_KIND, kind.encode()),
         )
 
-    def headers(self, event_id: str, occurred_at: int) -> list[tuple[str, bytes]]:
-        """One event's headers, in the order :meth:`Envelope.headers` gives them."""
+    def headers(
+        self,
+        event_id: str,
+        occurred_at: int,
+        op: CdcOp | None = None,
+        position: dict[str, str] | None = None,
+    ) -> list[tuple[str, bytes]]:
+        """One event's headers, in the order :meth:`Envelope.headers` gives them; a change
+        (``op``) adds its operation and source position (``lsn``, ``txid``)."""
         spec, kind, source = self._head
-        return [
+        out = [
             spec,
             (H_ID, event_id.encode()),
             kind,
@@ -189,6 +197,14 @@ class SharedHeaders:
             (H_TIME, ms_to_iso(occurred_at).encode()),
             *self._tail,
         ]
+        if op is not None:
+            out.append((H_OP, _OP_BYTES[op]))
+        if position:
+            if "lsn" in position:
+                out.append((H_LSN, position["lsn"].encode()))
+            if "txid" in position:
+                out.append((H_TXID, position["txid"].encode()))
+        return out
 
 
 @dataclass(slots=True)
@@ -210,16 +226,9 @@ class Envelope:
 
     def headers(self) -> list[tuple[str, bytes]]:
         """The CloudEvents (binary mode) headers of this envelope."""
-        out = SharedHeaders(
+        return SharedHeaders(
             self.subject, self.schema_version, self.source, self.producer, self.ingested_at
-        ).headers(self.event_id, self.occurred_at)
-        if self.op is not None:
-            out.append((H_OP, self.op.value.encode()))
-        if "lsn" in self.position:
-            out.append((H_LSN, self.position["lsn"].encode()))
-        if "txid" in self.position:
-            out.append((H_TXID, self.position["txid"].encode()))
-        return out
+        ).headers(self.event_id, self.occurred_at, self.op, self.position)
 
     @classmethod
     def from_record(

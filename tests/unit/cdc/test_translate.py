@@ -3,6 +3,8 @@ record out, with the envelope's headers, the row's key, the commit time and the 
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from test_govern import Catalog, _governor
 from cdc import COMMIT_TIME_FIELD
 from cdc._translate import Undecodable, event_id_of, translate
 from registry import Registry
+from sluicegate.envelope import CdcOp, Envelope, Source
 
 
 @pytest.fixture
@@ -58,3 +61,37 @@ def test_what_is_no_change_event_is_undecodable(registry: Registry) -> None:
     for raw in (b"not json", b'{"op": "u"}', _change("u", None)):
         with pytest.raises(Undecodable):
             translate(gov, raw, b'{"id": 1}', "cdcraw.shop.t", batch_ms=0, team="x")
+
+
+def test_event_ids_are_the_standard_name_based_uuids() -> None:
+    """Ids must never change between releases: a batch replayed by an upgraded bridge has
+    to collapse onto the events its predecessor wrote."""
+    ns = uuid.UUID("5b0e7a52-3f1c-4d8e-9a57-6c1f2b8d4e31")
+    for op, lsn, key, row in (("u", 42, "1", None), ("r", None, "a|b", b'{"id": 1}')):
+        digest = hashlib.blake2b(row, digest_size=8).hexdigest() if row else ""
+        expected = uuid.uuid5(ns, f"cdc.shop.t|{op}|{lsn}|{key}|{digest}")
+        assert event_id_of("cdc.shop.t", op, lsn, key, row) == str(expected)
+
+
+def test_a_change_carries_the_envelope_headers(registry: Registry) -> None:
+    gov = _governor(registry, Catalog())
+    row = {"id": 1, "name": "a", "qty": 2}
+    out = translate(
+        gov, _change("u", row), b'{"id": 1}', "cdcraw.shop.t", batch_ms=1_700_000_000_500, team="x"
+    )
+    headers = dict(out.headers)
+    env = Envelope(
+        event_id=headers["ce_id"].decode(),  # type: ignore[union-attr]
+        subject="cdc.shop.t",
+        schema_id=1,
+        schema_version=1,
+        entity_key="1",
+        occurred_at=1_700_000_000_000,
+        ingested_at=1_700_000_000_500,
+        source=Source.CDC,
+        producer="x",
+        payload=row,
+        op=CdcOp.UPDATE,
+        position={"lsn": "42", "txid": "7"},
+    )
+    assert out.headers == env.headers()
